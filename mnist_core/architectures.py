@@ -1,0 +1,101 @@
+"""The model zoo: the Keras MNIST tutorial's three networks and our best CNN.
+
+Every builder takes no data and returns an uncompiled ``keras.Model`` that maps
+(N, 28, 28, 1) float32 images in [0, 1] to (N, 10) class probabilities.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (28, 28, 1)
+N_CLASSES = 10
+
+
+def baseline() -> keras.Model:
+    """The tutorial's baseline: 784 -> Dense 784 relu -> Dense 10 softmax (~1.8-2% error)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Flatten(),
+            layers.Dense(784, activation="relu", kernel_initializer="he_normal"),
+            layers.Dense(N_CLASSES, activation="softmax"),
+        ],
+        name="baseline",
+    )
+
+
+def simple() -> keras.Model:
+    """The tutorial's simple CNN: Conv 32 5x5, max-pool, dropout 0.2, dense 128 (~1% error)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(32, 5, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(N_CLASSES, activation="softmax"),
+        ],
+        name="simple",
+    )
+
+
+def large() -> keras.Model:
+    """The tutorial's larger CNN: Conv 30 5x5, Conv 15 3x3, dense 128 and 50 (~0.8% error)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(30, 5, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(15, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(50, activation="relu"),
+            layers.Dense(N_CLASSES, activation="softmax"),
+        ],
+        name="large",
+    )
+
+
+def _conv_bn(x, filters: int, kernel: int, strides: int = 1):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def best() -> keras.Model:
+    """Our CNN for the lowest error a 2-core CPU can train: two conv blocks with
+    batch normalisation and strided downsampling, then a 128-filter head.
+
+    Trained with augmentation (rotation, shift, zoom, shear, stroke thickness)
+    and a cosine learning-rate schedule it reaches ~0.3-0.4% test error alone.
+    """
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    x = _conv_bn(inputs, 32, 3)
+    x = _conv_bn(x, 32, 3)
+    x = _conv_bn(x, 32, 5, strides=2)  # 14x14
+    x = layers.Dropout(0.25)(x)
+    x = _conv_bn(x, 64, 3)
+    x = _conv_bn(x, 64, 3)
+    x = _conv_bn(x, 64, 5, strides=2)  # 7x7
+    x = layers.Dropout(0.25)(x)
+    x = _conv_bn(x, 128, 3)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(N_CLASSES, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="best")
+
+
+ARCHITECTURES = {"baseline": baseline, "simple": simple, "large": large, "best": best}
+
+
+def build(name: str) -> keras.Model:
+    """Build the architecture called ``name`` (one of :data:`ARCHITECTURES`)."""
+    try:
+        return ARCHITECTURES[name]()
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
