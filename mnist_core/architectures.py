@@ -7,10 +7,19 @@ Every builder takes no data and returns an uncompiled ``keras.Model`` that maps
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 INPUT_SHAPE = (28, 28, 1)
 N_CLASSES = 10
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """MNIST-convention uint8 images (N, 28, 28) -> the models' float32 input (N, 28, 28, 1) in [0, 1]."""
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    return (images.astype(np.float32) / 255.0)[..., None]
 
 
 def baseline() -> keras.Model:
@@ -88,6 +97,15 @@ def best() -> keras.Model:
     x = layers.Dropout(0.25)(x)
     outputs = layers.Dense(N_CLASSES, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="best")
+
+
+def ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model that averages the probabilities of several trained ``members``."""
+    inputs = keras.Input(shape=INPUT_SHAPE)
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+    outputs = layers.Average()([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name=name)
 
 
 ARCHITECTURES = {"baseline": baseline, "simple": simple, "large": large, "best": best}

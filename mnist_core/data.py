@@ -16,9 +16,14 @@ ever returned.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import os
+import re
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +48,10 @@ IDX_FILES = {
 TUTORIAL_SPLIT = (35_000 / 42_000, 5_000 / 42_000)
 
 CSV_CHUNK_ROWS = 5_000
+
+# What keras.datasets.mnist.load_data() downloads, and the file's sha256 (Keras 3.15).
+KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 
 
 class DataError(ValueError):
@@ -83,6 +92,8 @@ def load_mnist(source: str | os.PathLike | None = None, *, csv_split: str = "hol
     Keras tutorial's split, first 35,000 rows train, next 5,000 validation, the
     rest test (proportionally for files of another size).
     """
+    if csv_split not in ("holdout", "tutorial"):
+        raise ValueError(f"csv_split must be 'holdout' or 'tutorial', got {csv_split!r}")
     path = resolve_source(source)
     if path is None:
         return _load_keras_default()
@@ -107,6 +118,8 @@ def split_validation(
     """Split off a seeded random ``fraction`` for validation: ``x_train, y_train, x_val, y_val``."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
+    if len(x) != len(y):
+        raise ValueError(f"x holds {len(x)} examples but y holds {len(y)} labels")
     n_val = int(round(len(x) * fraction))
     if n_val < 1 or n_val >= len(x):
         raise ValueError(f"a validation fraction of {fraction} leaves no data on one side of {len(x)} examples")
@@ -157,7 +170,8 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX file, {len(raw)} bytes where the header promises {expected}")
     if len(raw) > expected:
         raise DataError(f"{path}: {len(raw) - expected} unexpected bytes after the {count} items the header declares")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    # A copy, so the arrays are writable like those of every other source (frombuffer over bytes is read-only).
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -170,7 +184,7 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; bad deflate data a zlib.error
             raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
         if not raw:
             raise DataError(f"{path}: empty file once decompressed")
@@ -185,6 +199,8 @@ def _load_idx_dir(directory: Path) -> MnistData:
             raise DataError(f"{paths[images]}: holds labels, expected images (magic {IDX_IMAGES_MAGIC})")
         if arrays[labels].ndim != 1:
             raise DataError(f"{paths[labels]}: holds images, expected labels (magic {IDX_LABELS_MAGIC})")
+        if len(arrays[images]) == 0:
+            raise DataError(f"{paths[images]}: holds no images (its header declares a count of 0)")
         if len(arrays[images]) != len(arrays[labels]):
             raise DataError(
                 f"{paths[images]} holds {len(arrays[images])} images but "
@@ -197,35 +213,67 @@ def _load_idx_dir(directory: Path) -> MnistData:
 # --- Keras npz and download -------------------------------------------------
 
 
-def _load_npz(path: Path) -> MnistData:
+def _load_npz(path: Path, source: str | None = None) -> MnistData:
     try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file")
         with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: holds a single array, not an .npz archive of {', '.join(IDX_FILES)}")
             missing = [k for k in IDX_FILES if k not in npz.files]
             if missing:
-                raise DataError(f"{path}: missing arrays {', '.join(missing)} (a Keras mnist.npz holds {', '.join(IDX_FILES)})")
+                raise DataError(
+                    f"{path}: missing arrays {', '.join(missing)} (a Keras mnist.npz holds {', '.join(IDX_FILES)})"
+                )
             arrays = {k: np.asarray(npz[k]) for k in IDX_FILES}
     except DataError:
         raise
     except Exception as exc:  # zipfile, pickle and format errors all mean "not a valid npz"
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
-    return _checked_arrays(arrays, path, source=str(path), sha256=_sha256_files([path]))
+        raise DataError(f"{path}: not a readable .npz file ({_first_line(exc)})") from exc
+    return _checked_arrays(arrays, path, source=source or str(path), sha256=_sha256_files([path]))
+
+
+def _keras_cache_file() -> Path:
+    """Where ``keras.datasets.mnist.load_data()`` keeps ``mnist.npz``, by Keras 3's own rules.
+
+    Keras' home is ``$KERAS_HOME`` when that variable is set, else ``~/.keras`` (``/tmp/.keras`` when the
+    home directory is not writable); ``keras.utils.get_file`` caches in ``<home>/datasets``, or in
+    ``/tmp/.keras/datasets`` when ``<home>`` is not writable. Keras reads ``KERAS_HOME`` once, when it is
+    imported; this reads it at each call, so it also follows a change made after Keras was imported.
+    """
+    tmp = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    if "KERAS_HOME" in os.environ:
+        home = os.path.expanduser(os.environ["KERAS_HOME"])
+    else:
+        user = os.path.expanduser("~")
+        home = os.path.join(user if os.access(user, os.W_OK) else tmp, ".keras")
+    if not home or (os.path.exists(home) and not os.access(home, os.W_OK)):
+        home = os.path.join(tmp, ".keras")
+    return Path(home) / "datasets" / "mnist.npz"
 
 
 def _load_keras_default() -> MnistData:
-    import keras
-
+    """Keras' cached ``mnist.npz`` if there is one, else Keras' download of it (into the same cache)."""
+    cached = _keras_cache_file()
+    if cached.is_file():
+        # Read directly: Keras would discard a cached file whose hash is not the official one and download
+        # again; a readable, well-formed mnist.npz in the cache is used as it is (its sha256 is recorded).
+        return _load_npz(cached, source=f"keras.datasets.mnist ({cached})")
+    home = cached.parent.parent
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        from keras.utils import get_file
+
+        home.mkdir(parents=True, exist_ok=True)  # as Keras does on import, so get_file does not fall back to /tmp
+        downloaded = get_file(
+            "mnist.npz", origin=KERAS_MNIST_URL, file_hash=KERAS_MNIST_SHA256,
+            cache_dir=str(home), cache_subdir="datasets",
+        )
     except Exception as exc:
         raise DataError(
-            "no MNIST source given and Keras could not load or download it "
-            f"({exc}); pass --data PATH or set {ENV_VAR} to an MNIST directory, .npz or .csv"
+            f"no MNIST source given, none in Keras' cache ({cached}) and Keras could not download it "
+            f"({_first_line(exc)}); pass --data PATH or set {ENV_VAR} to an MNIST directory, .npz or .csv"
         ) from exc
-    cache = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    npz = cache / "datasets" / "mnist.npz"
-    sha = _sha256_files([npz]) if npz.is_file() else _sha256_arrays(arrays)
-    return _checked_arrays(arrays, npz, source="keras.datasets.mnist", sha256=sha)
+    return _load_npz(Path(downloaded), source=f"keras.datasets.mnist ({downloaded})")
 
 
 def _checked_arrays(arrays: dict[str, np.ndarray], path: Path, source: str, sha256: str) -> MnistData:
@@ -239,12 +287,24 @@ def _checked_arrays(arrays: dict[str, np.ndarray], path: Path, source: str, sha2
             raise DataError(f"{path}: {images} holds {len(x)} images but {labels} holds {len(y)} labels")
         if len(x) == 0:
             raise DataError(f"{path}: {images} is empty")
-        if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 255):
-            raise DataError(f"{path}: {images} has pixels outside 0-255")
-        _check_labels(y, path)
-        arrays[images] = x.astype(np.uint8, copy=False)
-        arrays[labels] = y.astype(np.uint8, copy=False)
+        arrays[images] = _whole_numbers(x, 255, path, images, "pixels")
+        arrays[labels] = _whole_numbers(y, 9, path, labels, "labels")
     return MnistData(**arrays, source=source, sha256=sha256)
+
+
+def _whole_numbers(a: np.ndarray, top: int, path: Path, name: str, what: str) -> np.ndarray:
+    """``a`` as uint8 if it holds whole numbers 0..top, else DataError (floats scaled to 0-1 included)."""
+    if a.dtype == np.uint8 and top == 255:
+        return a
+    if a.dtype.kind not in "uif":
+        raise DataError(f"{path}: {name} has dtype {a.dtype}, expected whole numbers 0-{top}")
+    with np.errstate(invalid="ignore"):
+        bad = ~((a >= 0) & (a <= top)) if a.dtype.kind != "f" else ~((a >= 0) & (a <= top) & (a == np.round(a)))
+    if bad.any():
+        i = np.unravel_index(int(np.flatnonzero(bad)[0]), a.shape)
+        where = ", ".join(str(int(k)) for k in i)
+        raise DataError(f"{path}: {name}[{where}] is {a[i]!r}; {what} must be whole numbers 0-{top}")
+    return a.astype(np.uint8, copy=False)
 
 
 # --- Kaggle CSV -----------------------------------------------------------
@@ -255,17 +315,24 @@ def load_kaggle_csv(path: str | os.PathLike, *, labelled: bool | None = None) ->
 
     ``train.csv`` (``label`` then 784 pixel columns) gives labels; ``test.csv``
     (784 pixel columns only) gives ``labels=None``. ``labelled`` forces one
-    format; by default the header decides.
+    format; by default the header decides. Error messages number rows as the
+    file's lines (the header is row 1); empty lines are skipped.
     """
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    if not path.is_file():
+        raise DataError(f"{path}: not a file (expected a Kaggle-format .csv)")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not raw:
         raise DataError(f"{path}: empty file")
-    header = _read_csv_header(path)
-    has_label = header[0].strip().lower() == "label"
+    header = _read_csv_header(raw, path)
+    has_label = header[0].lower() == "label"
     if labelled is True and not has_label:
         raise DataError(f"{path}: first column is {header[0]!r}, expected 'label' (Kaggle train.csv format)")
     if labelled is False and has_label:
@@ -274,25 +341,45 @@ def load_kaggle_csv(path: str | os.PathLike, *, labelled: bool | None = None) ->
     if len(header) != expected:
         kind = "'label' and 784 pixel columns" if has_label else "784 pixel columns"
         raise DataError(f"{path}: header has {len(header)} columns, expected {expected} ({kind})")
-
-    images, labels = [], []
-    first_row = 2  # row 1 is the header
-    try:
-        reader = pd.read_csv(path, dtype=str, chunksize=CSV_CHUNK_ROWS, header=0, na_filter=False)
-        for chunk in reader:
-            values = _numeric_chunk(chunk, path, first_row, expected)
-            if has_label:
-                labels.append(_chunk_labels(values[:, 0], path, first_row))
-                values = values[:, 1:]
-            images.append(_chunk_pixels(values, path, first_row, 1 if has_label else 0))
-            first_row += len(chunk)
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV ({_first_line(exc)})") from exc
-    if not images or sum(len(x) for x in images) == 0:
+    # Check every row's field count first: pandas pads a short row with empty cells and, when the first
+    # data row is one field longer than the header, silently takes its first column as the index.
+    rows = _csv_rows(raw, path, expected)
+    if not rows:
         raise DataError(f"{path}: no data rows after the header")
-    x = np.concatenate(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-    y = np.concatenate(labels) if has_label else None
-    return x, y
+
+    # Fast path: pandas' C parser straight to uint8, which refuses anything but a whole number 0-255
+    # (ValueError or OverflowError); on a refusal the rows of that chunk are re-read to name the cell.
+    reader = pd.read_csv(
+        io.BytesIO(raw), header=None, skiprows=1, dtype=np.uint8, na_filter=False,
+        quoting=csv.QUOTE_NONE, chunksize=CSV_CHUNK_ROWS, engine="c",
+    )
+    chunks: list[np.ndarray] = []
+    done = 0
+    while True:
+        try:
+            chunk = next(reader)
+        except StopIteration:
+            break
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: malformed CSV ({_first_line(exc)})") from exc
+        except (ValueError, OverflowError) as exc:
+            _explain_bad_cell(raw, rows[done : done + CSV_CHUNK_ROWS], header, path, has_label, exc)
+        values = chunk.to_numpy(dtype=np.uint8)
+        chunks.append(values)
+        done += len(values)
+    if done != len(rows):
+        raise DataError(f"{path}: malformed CSV (read {done} rows of the {len(rows)} the file holds)")
+    data = np.concatenate(chunks)
+    labels = None
+    if has_label:
+        labels = np.ascontiguousarray(data[:, 0])
+        bad = np.flatnonzero(labels > 9)
+        if len(bad):
+            i = bad[0]
+            raise DataError(f"{path}: row {rows[i][0]}, column {header[0]!r}: {labels[i]} is not a digit 0-9")
+        data = data[:, 1:]
+    x = np.ascontiguousarray(data).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return x, labels
 
 
 def _load_labelled_csv(path: Path, split: str) -> MnistData:
@@ -317,52 +404,61 @@ def _load_labelled_csv(path: Path, split: str) -> MnistData:
     )
 
 
-def _read_csv_header(path: Path) -> list[str]:
+def _read_csv_header(raw: bytes, path: Path) -> list[str]:
+    end = raw.find(b"\n")
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            line = f.readline()
+        line = (raw if end < 0 else raw[:end]).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text CSV file ({exc.reason})") from exc
+        raise DataError(f"{path}: not a text CSV file ({exc.reason} in the first line)") from exc
     if not line.strip():
         raise DataError(f"{path}: first line is empty, expected a header ('label,pixel0,...,pixel783')")
-    cells = line.rstrip("\r\n").split(",")
+    cells = [c.strip() for c in line.rstrip("\r").split(",")]
     if all(_is_number(c) for c in cells):
         raise DataError(f"{path}: no header row; expected 'label,pixel0,...,pixel783' as the first line")
     return cells
 
 
-def _numeric_chunk(chunk, path: Path, first_row: int, n_cols: int) -> np.ndarray:
-    if chunk.shape[1] != n_cols:
-        raise DataError(f"{path}: {chunk.shape[1]} columns, expected {n_cols}")
-    raw = chunk.to_numpy()
-    try:
-        return raw.astype(np.float64)
-    except ValueError:
-        pass
-    for r, row in enumerate(raw):
-        for c, cell in enumerate(row):
-            if not _is_number(cell):
-                column = chunk.columns[c]
-                raise DataError(f"{path}: row {first_row + r}, column {column!r}: {cell!r} is not a number")
-    raise DataError(f"{path}: rows {first_row}-{first_row + len(raw) - 1} hold a value that is not a number")
+def _csv_rows(raw: bytes, path: Path, expected: int) -> list[tuple[int, int, int]]:
+    """``(line number, start, stop)`` of each data row, after checking that each has ``expected`` fields."""
+    rows = []
+    pos = raw.find(b"\n")
+    pos = len(raw) if pos < 0 else pos + 1
+    line = 1
+    while pos < len(raw):
+        end = raw.find(b"\n", pos)
+        if end < 0:
+            end = len(raw)
+        line += 1
+        stop = end - 1 if end > pos and raw[end - 1] == 13 else end  # without a "\r" before the "\n"
+        if stop > pos:  # pandas skips empty lines too
+            fields = raw.count(b",", pos, stop) + 1
+            if fields != expected:
+                more = "too many" if fields > expected else "too few"
+                raise DataError(f"{path}: row {line} has {fields} fields, expected {expected} ({more})")
+            rows.append((line, pos, stop))
+        pos = end + 1
+    return rows
 
 
-def _chunk_labels(labels: np.ndarray, path: Path, first_row: int) -> np.ndarray:
-    bad = np.flatnonzero((labels < 0) | (labels > 9) | (labels != np.round(labels)))
-    if len(bad):
-        i = bad[0]
-        raise DataError(f"{path}: row {first_row + i}: label {labels[i]:g} is not a digit 0-9")
-    return labels.astype(np.uint8)
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
 
 
-def _chunk_pixels(pixels: np.ndarray, path: Path, first_row: int, col_offset: int) -> np.ndarray:
-    bad = np.argwhere((pixels < 0) | (pixels > 255) | (pixels != np.round(pixels)))
-    if len(bad):
-        r, c = bad[0]
-        raise DataError(
-            f"{path}: row {first_row + r}, column pixel{c}: {pixels[r, c]:g} is not a whole number in 0-255"
-        )
-    return pixels.astype(np.uint8).reshape(-1, N_PIXELS)
+def _explain_bad_cell(raw: bytes, rows, header: list[str], path: Path, has_label: bool, exc: Exception) -> None:
+    """Raise a DataError naming the first cell of ``rows`` that is not a label 0-9 or a pixel 0-255."""
+    for line, start, stop in rows:
+        for c, cell in enumerate(raw[start:stop].split(b",")):
+            text = cell.decode("utf-8", "replace")
+            where = f"{path}: row {line}, column {header[c]!r}"
+            if not _NUMBER.fullmatch(text):
+                raise DataError(f"{where}: {text!r} is not a number") from exc
+            value = float(text)
+            if has_label and c == 0:
+                if value not in range(10):
+                    raise DataError(f"{where}: {text.strip()} is not a digit 0-9") from exc
+            elif value not in range(256):
+                raise DataError(f"{where}: {text.strip()} is not a whole number in 0-255") from exc
+    first, last = rows[0][0], rows[-1][0]
+    raise DataError(f"{path}: rows {first}-{last} hold a value that is not a whole number 0-255 ({_first_line(exc)})")
 
 
 def _is_number(cell: str) -> bool:
@@ -392,9 +488,3 @@ def _sha256_files(paths) -> str:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
 
-
-def _sha256_arrays(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
-    return digest.hexdigest()

@@ -1,0 +1,3 @@
+from mnist_core.cli import main
+
+raise SystemExit(main())

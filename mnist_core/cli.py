@@ -1,0 +1,188 @@
+"""Command line: ``python -m mnist_core {train,evaluate,predict,models}``.
+
+Every error the user can fix (bad data, unknown model, unreadable image,
+settings out of range) is one line on stderr and exit status 1; wrong
+arguments are argparse's usage message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+from mnist_core.architectures import ARCHITECTURES  # noqa: E402
+from mnist_core.data import ENV_VAR as DATA_ENV_VAR  # noqa: E402
+from mnist_core.data import DataError  # noqa: E402
+from mnist_core.store import DEFAULT_MODEL, ModelStoreError  # noqa: E402
+from mnist_core.training import TrainingCancelled, TrainingSettings  # noqa: E402
+
+USER_ERRORS = (DataError, ModelStoreError, ValueError, OSError, TrainingCancelled)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no model was saved", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_core", description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=None, help="model store folder (default: models/)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_help = f"MNIST directory, Keras .npz or Kaggle .csv (default: ${DATA_ENV_VAR}, else Keras' download)"
+
+    train = commands.add_parser("train", help="train a network and save it in the model store")
+    train.add_argument("--arch", choices=list(ARCHITECTURES), default="simple", help="architecture (default: simple)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
+                       help="random rotation, shear, zoom, shift and stroke width while training")
+    train.add_argument("--validation-split", type=float, default=0.1,
+                       help="fraction of the training set held out for validation (0 = train on all)")
+    train.add_argument("--members", type=int, default=1, help="train this many networks and average them")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data", default=None, help=data_help)
+    train.add_argument("--csv-split", choices=["holdout", "tutorial"], default="holdout",
+                       help="how a Kaggle CSV is split (see README)")
+    train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure a saved model's test error")
+    evaluate.add_argument("--model", default=DEFAULT_MODEL)
+    evaluate.add_argument("--data", default=None, help=data_help)
+    evaluate.add_argument("--csv-split", choices=["holdout", "tutorial"], default="holdout")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=run_evaluate)
+
+    predict = commands.add_parser("predict", help="recognise digits drawn in image files")
+    predict.add_argument("--model", default=DEFAULT_MODEL)
+    predict.add_argument("--json", action="store_true", help="print one JSON object per image")
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    predict.set_defaults(run=run_predict)
+
+    models = commands.add_parser("models", help="list the saved models and their measured test error")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(run=run_models)
+    return parser
+
+
+def _store(args):
+    from mnist_core.store import ModelStore
+
+    return ModelStore(args.models_dir)
+
+
+def run_train(args) -> int:
+    from tqdm import tqdm
+
+    from mnist_core.data import load_mnist
+    from mnist_core.workflow import train_and_save
+
+    settings = TrainingSettings(
+        architecture=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        augment=args.augment, validation_split=args.validation_split, seed=args.seed, members=args.members,
+    ).check()
+    name = args.name or f"{args.arch}-{args.epochs}e"
+    store = _store(args)
+    store.paths(name)  # validates the name before any work is done
+    data = load_mnist(args.data, csv_split=args.csv_split)
+    print(f"data: {data}", file=sys.stderr)
+    bar = None
+
+    def show(p):
+        nonlocal bar
+        if bar is None or (p.epoch_end is False and p.batch == 1):
+            if bar is not None:
+                bar.close()
+            member = f"net {p.member}/{p.members} " if p.members > 1 else ""
+            bar = tqdm(total=p.batches, desc=f"{member}epoch {p.epoch}/{p.epochs}", unit="batch", file=sys.stderr)
+        if p.epoch_end:
+            val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
+            bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f}{val} {p.images_per_second:.0f} img/s")
+        else:
+            bar.update(p.batch - bar.n)
+            if p.batch % 20 == 0:
+                bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f} left {p.seconds_left:.0f}s")
+
+    command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        card = train_and_save(data, settings, name, store, progress=show, command=command)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set['n_test']} test images "
+          f"({card.training_seconds:.0f} s)")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from mnist_core.data import load_mnist
+    from mnist_core.evaluation import evaluate
+
+    model, card = _store(args).load(args.model)
+    data = load_mnist(args.data, csv_split=args.csv_split)
+    measured = evaluate(model, data.x_test, data.y_test)
+    if args.json:
+        print(json.dumps({"model": args.model, "source": data.source, **measured.summary()}))
+    else:
+        print(f"{args.model}: test error {measured.test_error:.2f}% "
+              f"({len(measured.misclassified)} of {measured.n_test} wrong) on {data.source}")
+    return 0
+
+
+def run_predict(args) -> int:
+    from mnist_core.predictor import Predictor
+    from mnist_core.preprocessing import read_image
+
+    predictor = Predictor.load(args.model, _store(args))
+    failures = 0
+    for path in args.images:
+        try:
+            prediction = predictor.predict(read_image(path))
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.json:
+            print(json.dumps({"path": str(path), **prediction.as_dict()}))
+        elif prediction.digit is None:
+            print(f"{path}: nothing drawn")
+        else:
+            note = "" if prediction.sure else " (not sure)"
+            print(f"{path}: {prediction.digit} ({100 * prediction.confidence:.1f}%){note}")
+    return 1 if failures else 0
+
+
+def run_models(args) -> int:
+    entries = _store(args).list()
+    if args.json:
+        print(json.dumps([
+            {"name": e.name, "ok": e.ok, "problem": e.problem,
+             "architecture": e.card.architecture if e.card else None,
+             "test_error": e.card.test_error if e.card else None}
+            for e in entries
+        ]))
+        return 0
+    if not entries:
+        print("no models saved; train one with 'python -m mnist_core train'")
+    for e in entries:
+        if e.ok:
+            print(f"{e.name:24s} {e.card.architecture:12s} test error {e.card.test_error:.2f}% "
+                  f"(n={e.card.test_set.get('n_test')})")
+        else:
+            print(f"{e.name:24s} BROKEN: {e.problem}")
+    return 0

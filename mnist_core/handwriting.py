@@ -1,0 +1,322 @@
+"""Real handwriting that is not MNIST: loaders for USPS, Semeion, optdigits and pendigits.
+
+These data sets test what a model trained on MNIST does with other people's
+digits, and :func:`render_pen_digit` turns real pen trajectories into drawings
+like those a user makes on the app's canvas. Each loader returns the data in
+its natural form: images as uint8 arrays with ink high on a 0 background (as in
+MNIST) at their original size, labels as uint8. Malformed files raise
+:class:`~mnist_core.data.DataError` naming the file and line.
+
+The files are described in ``shared/README.md``; the folder is found through
+the ``HANDWRITING_DATA`` environment variable in the tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mnist_core.data import DataError
+
+PEN_BOX = 500  # pendigits coordinates lie in a 500x500 box, y pointing up
+
+# The benchmark protocol of random_canvas_drawing: how people draw on a 280-pixel canvas.
+RANDOM_STROKE_WIDTH = (12, 28)  # pixels, inclusive
+RANDOM_HEIGHT_FRACTION = (0.45, 0.85)
+
+_SEGMENT = re.compile(r'^\.SEGMENT\s+DIGIT\s+(\d+)(?:-(\d+))?\s+\?\s+"(\d)"\s*$')
+
+
+@dataclass(frozen=True)
+class PenDigit:
+    """One digit written on a tablet: its label, writer (1-30) and strokes.
+
+    Each stroke is a (k, 2) float array of (x, y) points in screen coordinates:
+    x to the right, y downwards, in the tablet's 500x500 box.
+    """
+
+    label: int
+    writer: int
+    strokes: list[np.ndarray]
+
+
+# --- loaders -----------------------------------------------------------------
+
+
+def load_usps(folder: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """USPS digits from ``folder/zip.{split}.gz``: images (N, 16, 16) uint8 and labels (N,) uint8.
+
+    The file's values in [-1, 1] (-1 is background) become 0-255, ink high.
+    ``split`` is ``"test"`` (2,007 digits) or ``"train"`` (7,291).
+    """
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    folder = Path(folder)
+    path = folder / f"zip.{split}.gz"
+    if not path.is_file() and (folder / f"zip.{split}").is_file():
+        path = folder / f"zip.{split}"
+    images, labels = [], []
+    for number, line in _lines(path):
+        values = _numbers(line, path, number)
+        if len(values) != 257:
+            raise DataError(f"{path}, line {number}: {len(values)} values, expected a label and 256 pixels")
+        labels.append(_digit_label(values[0], path, number))
+        pixels = values[1:]
+        if not np.isfinite(pixels).all() or pixels.min() < -1.0 or pixels.max() > 1.0:
+            raise DataError(f"{path}, line {number}: pixel values outside [-1, 1]")
+        images.append(np.rint((pixels + 1.0) * 127.5).astype(np.uint8).reshape(16, 16))
+    return _stacked(images, labels, path)
+
+
+def load_semeion(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Semeion digits from ``folder/semeion.data``: images (N, 16, 16) uint8 (0 or 255) and labels (N,) uint8.
+
+    Each line holds 256 binary pixels then the label as 10 one-hot columns.
+    """
+    path = Path(folder) / "semeion.data"
+    images, labels = [], []
+    for number, line in _lines(path):
+        values = _numbers(line, path, number)
+        if len(values) != 266:
+            raise DataError(f"{path}, line {number}: {len(values)} values, expected 256 pixels and 10 label columns")
+        pixels, one_hot = values[:256], values[256:]
+        if not np.isin(pixels, (0.0, 1.0)).all():
+            raise DataError(f"{path}, line {number}: pixels must be 0 or 1")
+        if not np.isin(one_hot, (0.0, 1.0)).all() or one_hot.sum() != 1:
+            raise DataError(f"{path}, line {number}: the last 10 columns must hold a single 1 (the label)")
+        labels.append(int(np.argmax(one_hot)))
+        images.append((pixels.reshape(16, 16) * 255).astype(np.uint8))
+    return _stacked(images, labels, path)
+
+
+def load_optdigits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """UCI optdigits bitmaps (``optdigits-orig.tra`` or ``.windep``): images (N, 32, 32) uint8 (0 or 255), labels.
+
+    The header's ``entwidth``, ``entheight`` and ``ntot`` give the bitmap size and
+    the number of digits; each digit is ``entheight`` lines of '0'/'1' then its label.
+    """
+    path = Path(path)
+    lines = list(_lines(path))
+    header: dict[str, str] = {}
+    start = 0
+    for start, (number, line) in enumerate(lines):
+        if set(line.strip()) <= {"0", "1"}:
+            break
+        if "=" in line:
+            key, value = line.split("=", 1)
+            header[key.strip()] = value.strip()
+    else:
+        raise DataError(f"{path}: no bitmaps found after the header")
+    try:
+        width, height = int(header.get("entwidth", 32)), int(header.get("entheight", 32))
+        expected = int(header["ntot"]) if "ntot" in header else None
+    except ValueError as exc:
+        raise DataError(f"{path}: header values entwidth, entheight and ntot must be whole numbers ({exc})") from exc
+
+    images, labels = [], []
+    body = lines[start:]
+    if body and body[-1][1].strip() == "EOF":  # some copies end with an 'EOF' marker line
+        body = body[:-1]
+    for first in range(0, len(body), height + 1):
+        block = body[first : first + height + 1]
+        if len(block) < height + 1:
+            raise DataError(f"{path}, line {block[0][0]}: truncated digit ({len(block)} lines, expected {height + 1})")
+        rows = []
+        for number, line in block[:height]:
+            row = line.strip()
+            if len(row) != width or not set(row) <= {"0", "1"}:
+                raise DataError(f"{path}, line {number}: expected {width} characters '0' or '1', got {row[:40]!r}")
+            rows.append([c == "1" for c in row])
+        number, line = block[height]
+        labels.append(_digit_label(_numbers(line, path, number)[0], path, number))
+        images.append(np.array(rows, dtype=np.uint8) * 255)
+    if expected is not None and len(images) != expected:
+        raise DataError(f"{path}: {len(images)} digits, but the header says ntot = {expected}")
+    return _stacked(images, labels, path)
+
+
+def load_pendigits(path: str | os.PathLike) -> list[PenDigit]:
+    """Pen trajectories from UCI's UNIPEN file (``pendigits-orig.tra``), y flipped to point down."""
+    path = Path(path)
+    digits: list[PenDigit] = []
+    label = writer = expected_strokes = None
+    strokes: list[np.ndarray] = []
+    points: list[tuple[int, int]] | None = None  # the stroke being read, between PEN_DOWN and PEN_UP
+    segment_line = 0
+
+    def finish_digit() -> None:
+        if label is None:
+            return
+        if len(strokes) != expected_strokes:
+            raise DataError(
+                f"{path}, line {segment_line}: digit declares {expected_strokes} strokes but has {len(strokes)}"
+            )
+        if writer is None:
+            raise DataError(f"{path}, line {segment_line}: digit has no '.COMMENT label writer n' line")
+        digits.append(PenDigit(label=label, writer=writer, strokes=list(strokes)))
+
+    for number, line in _lines(path):
+        text = line.strip()
+        if points is not None and not text.startswith("."):
+            pair = text.split()
+            if len(pair) != 2 or not all(p.lstrip("-").isdigit() for p in pair):
+                raise DataError(f"{path}, line {number}: expected an 'x y' pair of whole numbers, got {text!r}")
+            points.append((int(pair[0]), int(pair[1])))
+        elif text.startswith(".SEGMENT"):
+            if points is not None:
+                raise DataError(f"{path}, line {number}: .SEGMENT inside a stroke (missing .PEN_UP)")
+            finish_digit()
+            match = _SEGMENT.match(text)
+            if match is None:
+                raise DataError(f'{path}, line {number}: expected \'.SEGMENT DIGIT k[-m] ? "L"\', got {text!r}')
+            first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+            label, writer, expected_strokes = int(match.group(3)), None, last - first + 1
+            strokes, segment_line = [], number
+        elif text.startswith(".COMMENT") and label is not None and writer is None:
+            fields = text.split()
+            if len(fields) < 3 or not fields[2].isdigit() or fields[1] != str(label):
+                raise DataError(f"{path}, line {number}: expected '.COMMENT {label} writer n', got {text!r}")
+            writer = int(fields[2])
+        elif text == ".PEN_DOWN":
+            if label is None or points is not None:
+                raise DataError(f"{path}, line {number}: .PEN_DOWN outside a digit or inside a stroke")
+            points = []
+        elif text == ".PEN_UP":
+            if not points:
+                raise DataError(f"{path}, line {number}: .PEN_UP without a .PEN_DOWN and points before it")
+            xy = np.array(points, dtype=np.float64)
+            xy[:, 1] = PEN_BOX - xy[:, 1]
+            strokes.append(xy)
+            points = None
+        elif text and not text.startswith("."):
+            raise DataError(f"{path}, line {number}: unexpected {text[:40]!r} outside a stroke")
+    if points is not None:
+        raise DataError(f"{path}: ends inside a stroke (missing .PEN_UP)")
+    finish_digit()
+    if not digits:
+        raise DataError(f"{path}: no digits found (expected UNIPEN '.SEGMENT DIGIT' records)")
+    return digits
+
+
+# --- drawing like a user on the canvas -------------------------------------------
+
+
+def canvas_points(
+    digit: PenDigit,
+    canvas_size: int = 280,
+    height_fraction: float = 0.65,
+    centre: tuple[float, float] | None = None,
+    stroke_width: float = 18,
+) -> list[np.ndarray]:
+    """The digit's strokes in canvas pixel coordinates, as a person would draw them.
+
+    The digit is scaled, keeping its aspect ratio, so that the longer side of its
+    bounding box (nearly always its height) is ``height_fraction`` of the canvas,
+    and placed with the box's centre at ``centre`` (x, y), by default the canvas
+    centre. The centre is moved, if needed, so that strokes of ``stroke_width``
+    stay inside the canvas.
+    """
+    if not 0.0 < height_fraction <= 1.0:
+        raise ValueError(f"height_fraction must be in (0, 1], got {height_fraction}")
+    points = np.concatenate(digit.strokes)
+    low, high = points.min(axis=0), points.max(axis=0)
+    scale = height_fraction * canvas_size / max(float((high - low).max()), 1.0)
+    half_extent = (high - low) * scale / 2.0 + stroke_width / 2.0
+    wanted = np.array(centre if centre is not None else (canvas_size / 2.0, canvas_size / 2.0), dtype=np.float64)
+    # Inside means within [half_extent, canvas_size - half_extent]; if the digit is too big, centre it.
+    placed = np.where(
+        half_extent * 2.0 >= canvas_size, canvas_size / 2.0, np.clip(wanted, half_extent, canvas_size - half_extent)
+    )
+    middle = (low + high) / 2.0
+    return [(stroke - middle) * scale + placed for stroke in digit.strokes]
+
+
+def render_pen_digit(
+    digit: PenDigit,
+    canvas_size: int = 280,
+    stroke_width: int = 18,
+    height_fraction: float = 0.65,
+    centre: tuple[float, float] | None = None,
+    ink: tuple[int, int, int, int] = (255, 255, 255, 255),
+    background: tuple[int, int, int, int] = (0, 0, 0, 255),
+) -> np.ndarray:
+    """Draw the digit on a square canvas, as a person would: an RGBA uint8 array.
+
+    Strokes are round-capped, round-joined lines of ``stroke_width`` pixels
+    (lines, plus a disc at every point). Placement follows :func:`canvas_points`.
+    A ``background`` with alpha 0 gives a transparent canvas.
+    """
+    canvas = Image.new("RGBA", (canvas_size, canvas_size), tuple(background))
+    draw = ImageDraw.Draw(canvas)
+    radius = stroke_width / 2.0
+    for stroke in canvas_points(digit, canvas_size, height_fraction, centre, stroke_width):
+        xy = [(float(x), float(y)) for x, y in stroke]
+        if len(xy) > 1:
+            draw.line(xy, fill=tuple(ink), width=int(stroke_width), joint="curve")
+        for x, y in xy:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(ink))
+    return np.array(canvas)
+
+
+def random_canvas_drawing(digit: PenDigit, rng: np.random.Generator, canvas_size: int = 280) -> np.ndarray:
+    """Draw the digit the way the benchmark protocol has users draw: white on black, RGBA uint8.
+
+    Stroke width uniform in 12-28 pixels, the digit's taller side 45-85% of the
+    canvas, at a uniformly random position with the whole drawing inside.
+    """
+    width = int(rng.integers(RANDOM_STROKE_WIDTH[0], RANDOM_STROKE_WIDTH[1] + 1))
+    fraction = float(rng.uniform(*RANDOM_HEIGHT_FRACTION))
+    # Where the centre may go: canvas_points keeps it inside, so find its limits there.
+    points = np.concatenate(digit.strokes)
+    size = points.max(axis=0) - points.min(axis=0)
+    half_extent = size * (fraction * canvas_size / max(float(size.max()), 1.0)) / 2.0 + width / 2.0
+    low, high = half_extent, np.maximum(canvas_size - half_extent, half_extent)
+    centre = rng.uniform(low, high)
+    return render_pen_digit(digit, canvas_size, width, fraction, (float(centre[0]), float(centre[1])))
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _lines(path: Path):
+    """Numbered non-empty lines of a text file, gzipped or not."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        text = raw.decode("ascii")
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot be read or decompressed ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
+    return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _numbers(line: str, path: Path, number: int) -> np.ndarray:
+    try:
+        return np.array(line.replace(",", " ").split(), dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path}, line {number}: not all values are numbers ({exc})") from exc
+
+
+def _digit_label(value: float, path: Path, number: int) -> int:
+    if not np.isfinite(value) or value != int(value) or not 0 <= value <= 9:
+        raise DataError(f"{path}, line {number}: label {value:g} is not a digit 0-9")
+    return int(value)
+
+
+def _stacked(images: list[np.ndarray], labels: list[int], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not images:
+        raise DataError(f"{path}: no digits found")
+    return np.stack(images), np.array(labels, dtype=np.uint8)

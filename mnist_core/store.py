@@ -1,0 +1,221 @@
+"""The model store: ``models/NAME.keras`` plus ``models/NAME.json``, its card.
+
+Writes are atomic: both files are written under temporary names in the same
+folder, flushed to disk, then renamed into place, so an interrupted save
+leaves the previous model as it was. The card records the SHA-256 of the
+``.keras`` file it describes; a model whose file and card do not match is
+listed as broken rather than loaded. Loading uses Keras' safe mode, so a model
+file that carries code (a Lambda layer, say) is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+
+ENV_VAR = "MNIST_MODELS_DIR"
+DEFAULT_MODEL = "default"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TEMP_PREFIX = ".tmp-"
+
+
+class ModelStoreError(Exception):
+    """A model cannot be saved or loaded; the message says which and why."""
+
+
+@dataclass
+class ModelCard:
+    """What a saved model is, how it was made, and what it measured."""
+
+    name: str
+    architecture: str
+    parameters: int
+    training: dict  # epochs, batch_size, learning_rate, augment, validation_split, seed, members
+    data: dict  # source, sha256, n_train, n_validation
+    test_set: dict  # source, sha256, n_test
+    epochs_run: int
+    validation_error: float | None  # percent
+    test_error: float | None  # percent, on test_set
+    per_class_error: list[float] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    misclassified: list[int] = field(default_factory=list)
+    history: dict = field(default_factory=dict)  # per-epoch loss, accuracy, val_loss, val_accuracy
+    training_seconds: float = 0.0
+    created: str = ""
+    tensorflow: str = ""
+    keras: str = ""
+    command: str = ""
+    keras_sha256: str = ""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelCard:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """One entry of the store's listing: a usable model with its card, or a broken one with the reason."""
+
+    name: str
+    card: ModelCard | None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def default_models_dir() -> Path:
+    """``$MNIST_MODELS_DIR`` if set, else the ``models/`` folder beside the package."""
+    from_env = os.environ.get(ENV_VAR, "")
+    return Path(from_env).expanduser() if from_env else Path(__file__).resolve().parent.parent / "models"
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid model name, else raise a ValueError saying what is allowed."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        shown = repr(name) if len(str(name)) <= 80 else repr(str(name)[:80]) + "..."
+        raise ValueError(
+            f"invalid model name {shown}: use 1-64 letters, digits, '-' or '_' (no spaces, dots or path separators)"
+        )
+    return name
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelStore:
+    """Saved models in one folder (default: :func:`default_models_dir`)."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory is not None else default_models_dir()
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        """The ``.keras`` and ``.json`` paths of model ``name``."""
+        check_name(name)
+        return self.directory / f"{name}.keras", self.directory / f"{name}.json"
+
+    def names(self) -> list[str]:
+        """Names of every model with a ``.keras`` or ``.json`` file, sorted, ``default`` first."""
+        if not self.directory.is_dir():
+            return []
+        found = {
+            p.stem
+            for p in self.directory.iterdir()
+            if p.suffix in (".keras", ".json") and not p.name.startswith(".") and NAME_PATTERN.fullmatch(p.stem)
+        }
+        return sorted(found, key=lambda n: (n != DEFAULT_MODEL, n))
+
+    def list(self) -> list[StoredModel]:
+        """Every model in the store, each with its card or the reason it cannot be used."""
+        return [self.inspect(name) for name in self.names()]
+
+    def inspect(self, name: str) -> StoredModel:
+        """Check model ``name`` without loading its weights: files present, card readable and matching."""
+        keras_path, card_path = self.paths(name)
+        if not keras_path.is_file():
+            return StoredModel(name, None, f"{keras_path.name} is missing")
+        if not card_path.is_file():
+            return StoredModel(name, None, f"{card_path.name} (its card) is missing")
+        try:
+            card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            return StoredModel(name, None, f"{card_path.name} is not a valid card ({exc})")
+        if card.keras_sha256 and card.keras_sha256 != file_sha256(keras_path):
+            return StoredModel(name, card, f"{keras_path.name} does not match its card (checksum differs)")
+        return StoredModel(name, card)
+
+    def load(self, name: str = DEFAULT_MODEL) -> tuple[keras.Model, ModelCard]:
+        """Load model ``name`` and its card, in Keras' safe mode."""
+        entry = self.inspect(name)
+        if entry.problem is not None:
+            if entry.card is None and not any(p.exists() for p in self.paths(name)):
+                raise ModelStoreError(
+                    f"no model named {name!r} in {self.directory}; train one with "
+                    f"'python -m mnist_core train --name {name}'"
+                )
+            raise ModelStoreError(f"model {name!r} cannot be used: {entry.problem}")
+        keras_path, _ = self.paths(name)
+        try:
+            model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises many types for a bad file; all mean "unusable"
+            raise ModelStoreError(f"model {name!r} cannot be loaded from {keras_path}: {_first_line(exc)}") from exc
+        return model, entry.card
+
+    def save(self, model: keras.Model, card: ModelCard) -> Path:
+        """Save ``model`` with ``card`` under ``card.name``, atomically; returns the ``.keras`` path.
+
+        The previous model of that name, if any, stays intact until both new
+        files are complete on disk.
+        """
+        keras_path, card_path = self.paths(card.name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp_keras = self._temp_path(card.name, ".keras")
+        tmp_card = self._temp_path(card.name, ".json")
+        try:
+            model.save(tmp_keras)
+            _fsync(tmp_keras)
+            card.keras_sha256 = file_sha256(tmp_keras)
+            with open(tmp_card, "w", encoding="utf-8") as f:
+                json.dump(asdict(card), f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_keras, keras_path)
+            os.replace(tmp_card, card_path)
+        except OSError as exc:
+            raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {exc}") from exc
+        finally:
+            for tmp in (tmp_keras, tmp_card):
+                tmp.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        return keras_path
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporary files left by saves that were killed midway; returns what was removed."""
+        if not self.directory.is_dir():
+            return []
+        removed = []
+        for path in self.directory.glob(f"{TEMP_PREFIX}*"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+    def _temp_path(self, name: str, suffix: str) -> Path:
+        fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}-", suffix=suffix, dir=self.directory)
+        os.close(fd)
+        os.chmod(path, 0o644)  # mkstemp makes it private; a model is an ordinary file
+        return Path(path)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
