@@ -11,7 +11,11 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
@@ -22,7 +26,9 @@ from mnist_core.data import DataError  # noqa: E402
 from mnist_core.store import DEFAULT_MODEL, ModelStoreError  # noqa: E402
 from mnist_core.training import TrainingCancelled, TrainingSettings  # noqa: E402
 
-USER_ERRORS = (DataError, ModelStoreError, ValueError, OSError, TrainingCancelled)
+USER_ERRORS = (DataError, ModelStoreError, ValueError, OSError)
+EXIT_CANCELLED = 3  # `train` stopped on request (SIGTERM or Ctrl-C); nothing was saved
+PROGRESS_INTERVAL = 0.25  # seconds between two per-batch JSON progress lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except TrainingCancelled as exc:
+        print(f"error: {exc}; no model was saved", file=sys.stderr)
+        return EXIT_CANCELLED
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -59,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--csv-split", choices=["holdout", "tutorial"], default="holdout",
                        help="how a Kaggle CSV is split (see README)")
     train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
+    train.add_argument("--progress-jsonl", action="store_true",
+                       help="report progress as JSON lines on stdout instead of a progress bar")
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="measure a saved model's test error")
@@ -103,7 +114,7 @@ def run_train(args) -> int:
     print(f"data: {data}", file=sys.stderr)
     bar = None
 
-    def show(p):
+    def show_bar(p):
         nonlocal bar
         if bar is None or (p.epoch_end is False and p.batch == 1):
             if bar is not None:
@@ -119,14 +130,35 @@ def run_train(args) -> int:
                 bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f} left {p.seconds_left:.0f}s")
 
     command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stop = threading.Event()
+    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        card = train_and_save(data, settings, name, store, progress=show, command=command)
+        progress = _json_progress() if args.progress_jsonl else show_bar
+        card = train_and_save(data, settings, name, store, progress=progress, stop=stop, command=command)
     finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
+    if args.progress_jsonl:
+        print(json.dumps({"event": "saved", "card": asdict(card)}), flush=True)
     print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set['n_test']} test images "
           f"({card.training_seconds:.0f} s)")
     return 0
+
+
+def _json_progress():
+    """A progress callback printing JSON lines: every epoch end, and batches at most every 0.25 s."""
+    last = 0.0
+
+    def report(p):
+        nonlocal last
+        now = time.monotonic()
+        if p.epoch_end or now - last >= PROGRESS_INTERVAL:
+            last = now
+            print(json.dumps({"event": "progress", "progress": asdict(p)}), flush=True)
+
+    return report
 
 
 def run_evaluate(args) -> int:

@@ -217,9 +217,10 @@ def _load_npz(path: Path, source: str | None = None) -> MnistData:
     try:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file")
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise DataError(f"{path}: holds a single array, not an .npz archive of {', '.join(IDX_FILES)}")
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a .npy file renamed: np.load gives the array itself
+            raise DataError(f"{path}: holds a single array, not an .npz archive of {', '.join(IDX_FILES)}")
+        with npz:
             missing = [k for k in IDX_FILES if k not in npz.files]
             if missing:
                 raise DataError(
@@ -303,7 +304,7 @@ def _whole_numbers(a: np.ndarray, top: int, path: Path, name: str, what: str) ->
     if bad.any():
         i = np.unravel_index(int(np.flatnonzero(bad)[0]), a.shape)
         where = ", ".join(str(int(k)) for k in i)
-        raise DataError(f"{path}: {name}[{where}] is {a[i]!r}; {what} must be whole numbers 0-{top}")
+        raise DataError(f"{path}: {name}[{where}] is {a[i].item()!r}; {what} must be whole numbers 0-{top}")
     return a.astype(np.uint8, copy=False)
 
 

@@ -39,17 +39,21 @@ MNIST_SIZE = 28
 DIGIT_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels ...
 CENTRE = 14.0  # ... and put its centre of mass at pixel (14, 14) of the 28x28 field
 
-# A drawing is blank when its strongest ink differs from the background by less
-# than this fraction of the full range (10% = 26 grey levels): nothing was drawn,
-# or what is there is noise (JPEG artefacts, paper texture).
+# A drawing is blank when its strongest ink stands out from the background (and
+# its noise) by less than this fraction of the full range (10% = 26 grey levels):
+# nothing was drawn, or what is there is noise (JPEG artefacts, paper texture).
 MIN_CONTRAST = 0.10
-# Ink weaker than this fraction of the strongest ink is treated as background,
-# so that faint noise does not stretch the digit's bounding box.
+# Ink weaker than this fraction of the strongest ink, or than NOISE_MULTIPLE times
+# the median distance of the border's pixels from the background colour (noise
+# on a photo), is treated as background, so that noise does not stretch the
+# digit's bounding box.
 NOISE_FLOOR = 0.05
-# A drawing is blank when its ink's bounding box is smaller than this fraction
-# of the image's longer side: a speck (a tap of the pen, a stray dot), not a
-# digit. On a 280-pixel canvas that is 22 pixels, about one thick pen dot.
-MIN_DIGIT_FRACTION = 0.08
+NOISE_MULTIPLE = 8
+# A drawing is blank when the longer side of its ink's bounding box is shorter
+# than this fraction of the image's longer side: a speck (a tap of the pen, a
+# stray dot), not a digit. On a 280-pixel canvas that is 28 pixels, a dot of a
+# 28-pixel pen; people draw digits at half the canvas' height or more.
+MIN_DIGIT_FRACTION = 0.10
 
 # Stroke widths are measured and adjusted with the digit scaled to this size
 # (its longer side, in pixels): three times MNIST's 20-pixel box.
@@ -58,7 +62,7 @@ WORK_SIZE = 60
 # percentiles over the training set, measured with :func:`stroke_width` at
 # WORK_SIZE (see benchmarks/bench_preprocessing.py). Drawings outside this range
 # are thickened or thinned to its nearest end; those inside are left alone.
-MNIST_RELATIVE_WIDTH = (0.10, 0.17)
+MNIST_RELATIVE_WIDTH = (0.086, 0.164)
 
 # Larger inputs are first shrunk (box average) below this longer side, which keeps
 # a photo's digit sharp enough while bounding the time taken.
@@ -205,18 +209,20 @@ def _ink(picture: Image.Image) -> Image.Image:
     width, height = picture.size
     edges = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)]
     border = np.concatenate([np.asarray(picture.crop(edge)).reshape(-1, len(picture.getbands())) for edge in edges])
-    background = tuple(int(v) for v in np.median(border, axis=0).round())
+    background = np.median(border, axis=0).round()
+    # Paper texture, sensor noise: how far the border strays from the background colour.
+    noise = float(np.median(np.abs(border - background).max(axis=1)))
+    colour = tuple(int(v) for v in background)
     if picture.mode == "RGBA":
-        background = background[:3] + (255,)  # opaque: the alpha band differs nowhere
-    colour = background[0] if picture.mode == "L" else background
-    distance = ImageChops.difference(picture, Image.new(picture.mode, picture.size, colour))
+        colour = colour[:3] + (255,)  # opaque: the alpha band differs nowhere
+    distance = ImageChops.difference(picture, Image.new(picture.mode, picture.size, colour[0] if len(colour) == 1 else colour))
     if distance.mode != "L":  # the ink is the largest difference over the colour bands
         r, g, b = distance.split()[:3]
         distance = ImageChops.lighter(ImageChops.lighter(r, g), b)
     strongest = distance.getextrema()[1]
-    if strongest < MIN_CONTRAST * 255:
+    floor = max(NOISE_FLOOR * strongest, NOISE_MULTIPLE * noise)
+    if strongest - floor < MIN_CONTRAST * 255:
         return Image.new("L", picture.size, 0)
-    floor = NOISE_FLOOR * strongest
     levels = np.arange(256)
     stretch = np.clip((levels - floor) * (255.0 / (strongest - floor)), 0, 255)
     return distance.point(np.rint(stretch).astype(np.uint8).tolist())
