@@ -8,12 +8,13 @@ levels) and pasted into a 28x28 field with the centre of mass at the centre.
 1. **ink**: the background colour is estimated from the image's border (the
    median colour of its outermost pixels); each pixel's ink is its distance from
    that colour (the largest difference over the colour channels), stretched so
-   the strongest ink is 1. Either polarity and any colours work. For RGBA, fully
-   transparent pixels are background: the image is first composited onto black or
-   white, whichever contrasts more with what is drawn.
+   the strongest ink is 255, with faint noise dropped. Either polarity and any
+   colours work. In an RGBA image with transparent pixels, those are the
+   background: the image is composited onto black or white, whichever contrasts
+   more with what is drawn (a browser canvas with no background colour).
 2. **cropped**: the bounding box of the ink.
-3. **stroke width**: strokes far thicker or thinner, relative to the digit's size,
-   than MNIST's writers' are thinned or thickened into MNIST's range.
+3. **stroke width**: strokes are thickened or thinned to MNIST's typical width
+   relative to the digit's size (people's pens are often much thinner or thicker).
 4. **fitted 20x20**: the longer side is scaled to 20 pixels, keeping the aspect ratio.
 5. **centred 28x28**: pasted into 28x28 with the centre of mass at pixel (14, 14)
    (row, column), shifting by the rounded offset, as MNIST did.
@@ -47,7 +48,7 @@ MIN_CONTRAST = 0.10
 # the median distance of the border's pixels from the background colour (noise
 # on a photo), is treated as background, so that noise does not stretch the
 # digit's bounding box.
-NOISE_FLOOR = 0.05
+NOISE_FLOOR = 0.10
 NOISE_MULTIPLE = 8
 # A drawing is blank when the longer side of its ink's bounding box is shorter
 # than this fraction of the image's longer side: a speck (a tap of the pen, a
@@ -58,11 +59,13 @@ MIN_DIGIT_FRACTION = 0.10
 # Stroke widths are measured and adjusted with the digit scaled to this size
 # (its longer side, in pixels): three times MNIST's 20-pixel box.
 WORK_SIZE = 60
-# MNIST's stroke widths relative to the digit's longer side, 10th and 90th
-# percentiles over the training set, measured with :func:`stroke_width` at
-# WORK_SIZE (see benchmarks/bench_preprocessing.py). Drawings outside this range
-# are thickened or thinned to its nearest end; those inside are left alone.
-MNIST_RELATIVE_WIDTH = (0.086, 0.164)
+# MNIST's typical stroke width relative to the digit's longer side: the median
+# over the training set, measured with :func:`stroke_width` at WORK_SIZE (run
+# benchmarks/bench_preprocessing.py --mnist-widths; the 10th-90th percentiles
+# are 0.079-0.147). Drawings are thickened or thinned to it: on a nearest-neighbour
+# classifier over MNIST pixels this did better than leaving the widths alone or
+# than only correcting those outside the 10th-90th percentiles.
+MNIST_RELATIVE_WIDTH = 0.105
 
 # Larger inputs are first shrunk (box average) below this longer side, which keeps
 # a photo's digit sharp enough while bounding the time taken.
@@ -107,10 +110,10 @@ def to_mnist(image: np.ndarray, *, normalise_width: bool = True) -> Preprocessed
     digit = ink.crop(box)
     steps["cropped"] = np.asarray(digit)
     if normalise_width:
-        digit = _normalise_stroke_width(_scale_longer_side(digit, WORK_SIZE))
+        digit = _normalise_stroke_width(_scale_longer_side(digit, WORK_SIZE, Image.Resampling.BOX))
         steps["stroke width"] = np.asarray(digit)
 
-    fitted = np.asarray(_scale_longer_side(digit, DIGIT_BOX), dtype=np.float32)
+    fitted = np.asarray(_scale_longer_side(digit, DIGIT_BOX, Image.Resampling.LANCZOS), dtype=np.float32)
     if fitted.max() <= 0:
         return _blank(steps)
     fitted = fitted * (255.0 / fitted.max())
@@ -152,18 +155,20 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -
 
 
 def stroke_width(ink: np.ndarray) -> float:
-    """Estimate the stroke width, in pixels, of a greyscale digit (ink high).
+    """Estimate the mean stroke width, in pixels, of a greyscale digit (ink high).
 
-    Across a stroke w pixels wide, the distance from each ink pixel to the
-    nearest background pixel runs 1, 2, ... w/2 ... 2, 1, averaging about
-    w/4 + 1/2; so w is about 4 * mean distance - 2, whatever the strokes' shape
-    and direction. Pixels count as ink from half the strongest ink up.
+    A stroke of width w and length L holds ink w * L and has edges 2 * L long,
+    so w = 2 * ink / edge length. The edge length is the total gradient of the
+    ink scaled to [0, 1], which counts anti-aliased, sub-pixel edges correctly.
     """
-    mask = ink >= 0.5 * ink.max()
-    if not mask.any():
+    ink = np.pad(np.asarray(ink, dtype=np.float64), 1)
+    if ink.max() <= 0:
         return 0.0
-    distance = ndimage.distance_transform_edt(np.pad(mask, 1))
-    return float(4.0 * distance[distance > 0].mean() - 2.0)
+    ink = ink / ink.max()
+    # Differences along x and y, both taken at the corners between four pixels.
+    dx, dy = np.diff(ink, axis=1), np.diff(ink, axis=0)
+    edge_length = np.hypot((dx[:-1] + dx[1:]) / 2.0, (dy[:, :-1] + dy[:, 1:]) / 2.0).sum()
+    return float(2.0 * ink.sum() / edge_length)
 
 
 # --- steps ------------------------------------------------------------------
@@ -182,16 +187,19 @@ def _as_pillow(image: np.ndarray) -> Image.Image:
     if image.dtype == np.bool_:
         image = image.astype(np.uint8) * 255
     elif np.issubdtype(image.dtype, np.floating):
-        low, high = float(np.nanmin(image)), float(np.nanmax(image))
-        if np.isnan(image).any() or low < 0.0 or high > 1.0:
+        if np.isnan(image).any():
+            raise ValueError("float images must hold values in [0, 1], got NaN")
+        low, high = float(image.min()), float(image.max())
+        if low < 0.0 or high > 1.0:
             raise ValueError(
-                f"float images must hold values in [0, 1], got {low:g} to {high:g}; "
-                "divide by 255 first, or pass uint8"
+                f"float images must hold values in [0, 1], got {low:g} to {high:g}; divide by 255 first, or pass uint8"
             )
         image = np.rint(image * 255.0).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ValueError(f"expected uint8 or float pixels, got {image.dtype}")
     picture = Image.fromarray(np.ascontiguousarray(image))  # mode L, RGB or RGBA
+    if picture.mode == "RGBA" and image[:, :, 3].min() == 255:
+        picture = picture.convert("RGB")  # opaque: the alpha band says nothing
     longer = max(picture.size)
     if longer > MAX_INPUT_SIDE:
         factor = -(-longer // MAX_INPUT_SIDE)
@@ -204,21 +212,10 @@ def _as_pillow(image: np.ndarray) -> Image.Image:
 
 def _ink(picture: Image.Image) -> Image.Image:
     """Ink as a greyscale image: distance from the background colour, strongest ink 255."""
-    if picture.mode == "RGBA":
-        picture = _flatten(picture)
-    width, height = picture.size
-    edges = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)]
-    border = np.concatenate([np.asarray(picture.crop(edge)).reshape(-1, len(picture.getbands())) for edge in edges])
-    background = np.median(border, axis=0).round()
-    # Paper texture, sensor noise: how far the border strays from the background colour.
-    noise = float(np.median(np.abs(border - background).max(axis=1)))
-    colour = tuple(int(v) for v in background)
-    if picture.mode == "RGBA":
-        colour = colour[:3] + (255,)  # opaque: the alpha band differs nowhere
-    distance = ImageChops.difference(picture, Image.new(picture.mode, picture.size, colour[0] if len(colour) == 1 else colour))
-    if distance.mode != "L":  # the ink is the largest difference over the colour bands
-        r, g, b = distance.split()[:3]
-        distance = ImageChops.lighter(ImageChops.lighter(r, g), b)
+    if picture.mode == "RGBA":  # with transparent pixels (_as_pillow made opaque images RGB)
+        distance, noise = _distance_from_transparent(picture), 0.0
+    else:
+        distance, noise = _distance_from_border_colour(picture)
     strongest = distance.getextrema()[1]
     floor = max(NOISE_FLOOR * strongest, NOISE_MULTIPLE * noise)
     if strongest - floor < MIN_CONTRAST * 255:
@@ -228,57 +225,81 @@ def _ink(picture: Image.Image) -> Image.Image:
     return distance.point(np.rint(stretch).astype(np.uint8).tolist())
 
 
-def _flatten(picture: Image.Image) -> Image.Image:
-    """Composite RGBA onto black or white, whichever contrasts more with what is drawn.
+def _distance_from_border_colour(picture: Image.Image) -> tuple[Image.Image, float]:
+    """Each pixel's distance from the border's median colour, and the border's noise.
 
-    An opaque RGBA image is returned as it is (its alpha band is then ignored).
+    The distance is the largest difference over the colour bands; the noise is
+    the median distance of the border's own pixels (paper texture, sensor noise).
     """
-    alpha = picture.getchannel("A")
-    if alpha.getextrema()[0] == 255:
-        return picture
+    width, height = picture.size
+    edges = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)]
+    bands = len(picture.getbands())
+    border = np.concatenate([np.asarray(picture.crop(edge)).reshape(-1, bands) for edge in edges]).astype(np.int16)
+    background = np.median(border, axis=0).round().astype(np.int16)
+    noise = float(np.median(np.abs(border - background).max(axis=1)))
+    if picture.mode == "L":
+        return ImageChops.difference(picture, Image.new("L", picture.size, int(background[0]))), noise
+    fill = tuple(int(v) for v in background)
+    distance = ImageChops.difference(picture, Image.new(picture.mode, picture.size, fill))
+    return _largest_colour_band(distance), noise
+
+
+def _distance_from_transparent(picture: Image.Image) -> Image.Image:
+    """Ink of an RGBA image whose transparent pixels are the background.
+
+    The image is composited onto black or white, whichever contrasts more with
+    what is drawn; a pixel's distance from that backdrop is then its opacity
+    times the distance of its own colour from the backdrop.
+    """
     # Alpha-weighted mean colour of what is drawn, from a small copy for speed.
     small = np.asarray(picture.reduce(max(1, max(picture.size) // 64)), dtype=np.float32)
     weight = small[:, :, 3:] / 255.0
     drawn = (small[:, :, :3] * weight).sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6)
     luminance = 0.299 * drawn[0] + 0.587 * drawn[1] + 0.114 * drawn[2]
-    backdrop = (0, 0, 0) if luminance > 127.5 else (255, 255, 255)
-    flat = Image.new("RGB", picture.size, backdrop)
-    flat.paste(picture, mask=alpha)
-    return flat
+    backdrop = (0, 0, 0, 255) if luminance > 127.5 else (255, 255, 255, 255)
+    colour_distance = _largest_colour_band(ImageChops.difference(picture, Image.new("RGBA", picture.size, backdrop)))
+    return ImageChops.multiply(colour_distance, picture.getchannel("A"))
 
 
-def _scale_longer_side(picture: Image.Image, size: int) -> Image.Image:
+def _largest_colour_band(difference: Image.Image) -> Image.Image:
+    """The largest of the R, G and B bands, as a greyscale image."""
+    r, g, b = difference.split()[:3]
+    return ImageChops.lighter(ImageChops.lighter(r, g), b)
+
+
+def _scale_longer_side(picture: Image.Image, size: int, resample: Image.Resampling) -> Image.Image:
     """Resize so the longer side is ``size`` pixels, keeping the aspect ratio (at least 1 pixel)."""
     width, height = picture.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return picture.resize(new_size, Image.Resampling.LANCZOS)
+    if scale > 1.0:
+        resample = Image.Resampling.LANCZOS  # enlarging a small image: smooth, not blocky
+    return picture.resize(new_size, resample)
 
 
 def _normalise_stroke_width(digit: Image.Image) -> Image.Image:
-    """Thicken or thin the strokes into MNIST's range of width relative to the digit's size.
+    """Thicken or thin the strokes to MNIST's typical width relative to the digit's size.
 
-    The ink is re-drawn from its signed distance to the stroke edges, offset by
+    The ink is redrawn from each pixel's distance to the stroke edges, moved by
     half the change in width, so the change need not be a whole pixel.
     """
     pixels = np.asarray(digit, dtype=np.float32)
     width = stroke_width(pixels)
     longer = max(digit.size)
-    low, high = MNIST_RELATIVE_WIDTH
-    target = min(max(width / longer, low), high)
+    target = MNIST_RELATIVE_WIDTH
     # Growing each side by d makes the relative width (width + 2d) / (longer + 2d).
     grow = (target * longer - width) / (2.0 * (1.0 - target))
     grow = max(grow, -width / 4.0)  # thin by at most half, so no stroke vanishes
     if abs(grow) < 0.5:
         return digit
-    margin = int(np.ceil(max(grow, 0.0))) + 1
-    mask = np.pad(pixels >= 0.5 * pixels.max(), margin)
-    inside = ndimage.distance_transform_edt(mask)
-    outside = ndimage.distance_transform_edt(~mask)
-    signed = np.where(mask, inside - 0.5, 0.5 - outside)  # edges at 0, positive in the ink
-    redrawn = np.clip(signed + grow + 0.5, 0.0, 1.0)
-    out = Image.fromarray(_to_uint8(redrawn * 255.0))
-    return out.crop(out.getbbox())
+    mask = np.pad(pixels >= 0.5 * pixels.max(), int(np.ceil(max(grow, 0.0))) + 1)
+    # A stroke's edge lies half a pixel beyond the centres of its outermost ink pixels.
+    if grow > 0:  # ink reaches `grow` pixels beyond the edge, fading over one pixel
+        redrawn = np.clip(grow + 1.0 - ndimage.distance_transform_edt(~mask), 0.0, 1.0)
+    else:  # ink stops `-grow` pixels inside the edge
+        redrawn = np.clip(ndimage.distance_transform_edt(mask) + grow, 0.0, 1.0)
+    image = Image.fromarray(_to_uint8(redrawn * 255.0))
+    return image.crop(image.getbbox())
 
 
 def _centre_by_mass(fitted: np.ndarray) -> np.ndarray:

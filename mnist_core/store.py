@@ -162,10 +162,11 @@ class ModelStore:
         files are complete on disk.
         """
         keras_path, card_path = self.paths(card.name)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp_keras = self._temp_path(card.name, ".keras")
-        tmp_card = self._temp_path(card.name, ".json")
+        temporaries: list[Path] = []
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp_keras = self._temp_path(card.name, ".keras", temporaries)
+            tmp_card = self._temp_path(card.name, ".json", temporaries)
             model.save(tmp_keras)
             _fsync(tmp_keras)
             card.keras_sha256 = file_sha256(tmp_keras)
@@ -176,9 +177,9 @@ class ModelStore:
             os.replace(tmp_keras, keras_path)
             os.replace(tmp_card, card_path)
         except OSError as exc:
-            raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {exc}") from exc
+            raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {exc.strerror or exc}") from exc
         finally:
-            for tmp in (tmp_keras, tmp_card):
+            for tmp in temporaries:
                 tmp.unlink(missing_ok=True)
         _fsync_dir(self.directory)
         return keras_path
@@ -193,9 +194,10 @@ class ModelStore:
             removed.append(path)
         return removed
 
-    def _temp_path(self, name: str, suffix: str) -> Path:
+    def _temp_path(self, name: str, suffix: str, created: list[Path]) -> Path:
         fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}-", suffix=suffix, dir=self.directory)
         os.close(fd)
+        created.append(Path(path))
         os.chmod(path, 0o644)  # mkstemp makes it private; a model is an ordinary file
         return Path(path)
 

@@ -159,7 +159,9 @@ def train(
         # `best` uses a cosine schedule, which is what gets it below 0.4%.
         compile_model(model, settings.learning_rate, settings.epochs * batches, cosine=settings.architecture == "best")
         reporter = _ProgressReporter(settings, member, batches, len(x_train), progress, stop, started)
-        history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=0, callbacks=[reporter])
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=0, callbacks=[reporter], shuffle=False
+        )
         if reporter.cancelled:
             raise TrainingCancelled(f"training stopped by request in epoch {reporter.epoch} of {settings.epochs}")
         members.append(_without_optimizer(model, settings.architecture))

@@ -46,3 +46,28 @@ def mnist(mnist_dir):
     from mnist_core.data import load_mnist
 
     return load_mnist(mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def small_mnist_npz(mnist, tmp_path_factory) -> Path:
+    """A real slice of MNIST as a Keras-format .npz: 6,000 training and 1,000 test images."""
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
+    np.savez(path, x_train=mnist.x_train[:6000], y_train=mnist.y_train[:6000],
+             x_test=mnist.x_test[:1000], y_test=mnist.y_test[:1000])
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_store(small_mnist_npz, tmp_path_factory):
+    """A model store holding one real model, 'small': the simple CNN trained 2 epochs on 6,000 images."""
+    from mnist_core.data import load_mnist
+    from mnist_core.store import ModelStore
+    from mnist_core.training import TrainingSettings
+    from mnist_core.workflow import train_and_save
+
+    store = ModelStore(tmp_path_factory.mktemp("models"))
+    settings = TrainingSettings("simple", epochs=2, batch_size=64, validation_split=0.1)
+    train_and_save(load_mnist(small_mnist_npz), settings, "small", store, command="pytest fixture")
+    return store

@@ -1,0 +1,394 @@
+"""Handwritten digits: draw one and see it recognised as you draw; train models; look inside them.
+
+    streamlit run app.py        (or: make run)
+
+The page only lays out widgets; the work is done by mnist_core. Models and the
+training runner are shared by every session of the server (st.cache_resource);
+each user's active model and drawing are their own (st.session_state).
+
+TensorFlow takes seconds to import, so the modules that need it are imported
+where first used, after the canvas is on screen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mnist_core import display
+from mnist_core.data import DataError, load_mnist
+
+if TYPE_CHECKING:
+    from mnist_core.jobs import TrainingRunner
+    from mnist_core.predictor import Prediction, Predictor
+    from mnist_core.store import StoredModel
+
+CANVAS_SIZE = 300
+POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
+GALLERY_SIZE = 48  # misclassified test digits shown
+BATCH_SIZES = [16, 32, 64, 128, 256, 512]
+ARCHITECTURE_LABELS = {
+    "baseline": "baseline: one dense layer (~2% error)",
+    "simple": "simple: small CNN (~1% error)",
+    "large": "large: two-layer CNN (~0.8% error)",
+    "best": "best: batch-norm CNN (~0.35% with augmentation; slowest)",
+}
+
+st.set_page_config(page_title="Digit recogniser", page_icon=":material/draw:", layout="wide")
+
+
+# --- shared by every session ---------------------------------------------------------------
+
+
+@st.cache_resource
+def training_runner(models_dir: str) -> TrainingRunner:
+    """The server's one training runner: one training at a time, whoever starts it."""
+    from mnist_core.jobs import TrainingRunner
+    from mnist_core.store import ModelStore
+
+    return TrainingRunner(ModelStore(models_dir))
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model…")
+def load_predictor(models_dir: str, name: str, version: str) -> Predictor:
+    """Model ``name``, loaded once per server; ``version`` (its checksum) changes when it is retrained."""
+    from mnist_core.predictor import Predictor
+    from mnist_core.store import ModelStore
+
+    return Predictor.load(name, ModelStore(models_dir))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def list_models(models_dir: str, fingerprint: tuple) -> list[StoredModel]:
+    """The store's listing, read again only when a file in the folder changes (it hashes every model)."""
+    from mnist_core.store import ModelStore
+
+    return ModelStore(models_dir).list()
+
+
+@st.cache_data(max_entries=2, show_spinner="Loading the test set…")
+def load_test_set(source: str):
+    """The test images, labels and checksum of an MNIST source."""
+    data = load_mnist(source)
+    return data.x_test, data.y_test, data.sha256
+
+
+# --- the active model ------------------------------------------------------------------------
+
+
+def models_dir() -> str:
+    from mnist_core.store import default_models_dir
+
+    return str(default_models_dir())
+
+
+def available_models() -> tuple[dict[str, tuple[StoredModel, str]], dict[str, str]]:
+    """``usable`` (name -> (entry, version)) and ``broken`` (name -> reason) models of the store.
+
+    A model that failed to load in this session counts as broken until its file changes.
+    """
+    folder = models_dir()
+    unloadable = st.session_state.setdefault("unloadable", {})  # name -> (version, reason)
+    usable, broken = {}, {}
+    for entry in list_models(folder, display.folder_fingerprint(folder)):
+        version = (entry.card.keras_sha256 or entry.card.created) if entry.card else ""
+        if not entry.ok:
+            broken[entry.name] = entry.problem
+        elif unloadable.get(entry.name, ("", ""))[0] == version:
+            broken[entry.name] = unloadable[entry.name][1]
+        else:
+            usable[entry.name] = (entry, version)
+    return usable, broken
+
+
+def active_predictor() -> Predictor | None:
+    """This user's active model, loaded (default: ``default``); None if the store holds no usable model."""
+    from mnist_core.store import DEFAULT_MODEL, ModelStoreError
+
+    state = st.session_state
+    usable, _ = available_models()
+    if not usable:
+        return None
+    if state.get("switch_to") in usable:  # a training of this user has just finished
+        state.model = state.pop("switch_to")
+    if state.get("model") not in usable:
+        state.model = DEFAULT_MODEL if DEFAULT_MODEL in usable else next(iter(usable))
+    entry, version = usable[state.model]
+    try:
+        return load_predictor(models_dir(), entry.name, version)
+    except ModelStoreError as exc:
+        state.unloadable[entry.name] = (version, str(exc))
+        st.rerun()
+
+
+def model_selector() -> None:
+    """The model selector, and the broken models with the reason each cannot be used."""
+    st.header("Model")
+    usable, broken = available_models()
+    if usable:
+        st.selectbox(
+            "Active model", list(usable), key="model", format_func=lambda n: display.model_label(usable[n][0]),
+            help="The shipped default and every model trained here, with the error measured on its test set.",
+        )
+    else:
+        st.info("No usable model yet: train one below.", icon=":material/model_training:")
+    for name, problem in broken.items():
+        st.warning(f"**{name}** is broken and cannot be used: {problem}", icon=":material/warning:")
+
+
+# --- Draw ---------------------------------------------------------------------------------
+
+
+@st.fragment
+def draw() -> None:
+    """The canvas and what the model makes of it; reruns on its own at every stroke."""
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        pen, ink = st.columns([3, 2], vertical_alignment="bottom")
+        width = pen.slider("Pen width", min_value=6, max_value=40, value=20, key="pen_width")
+        dark_ink = ink.toggle("Dark ink on white", key="dark_ink")
+        canvas = st_canvas(
+            stroke_width=width,
+            stroke_color="#111111" if dark_ink else "#ffffff",
+            background_color="#ffffff" if dark_ink else "#000000",
+            width=CANVAS_SIZE, height=CANVAS_SIZE,
+            update_streamlit=True, return_image_data=True, key="canvas",
+        )
+    predictor = active_predictor()
+    if predictor is None:
+        with right:
+            no_model_help()
+        return
+    prediction = predictor.predict(canvas.image_data) if canvas.image_data is not None else None
+    drawn = prediction is not None and prediction.digit is not None
+    with left:
+        if drawn:
+            st.caption("**What the model sees**, step by step")
+            steps = prediction.steps
+            for column, (step, image) in zip(st.columns(len(steps)), steps.items(), strict=True):
+                column.image(display.thumbnail(image, 56), caption=step)
+    with right:
+        show_prediction(prediction if drawn else None)
+
+
+def show_prediction(prediction: Prediction | None) -> None:
+    if prediction is None:
+        st.info("**Draw a digit** in the black box, large and centred. The prediction updates as you draw; "
+                "undo and clear (the bin) are in the box's toolbar.", icon=":material/draw:")
+        return
+    number, picture = st.columns([1, 1], vertical_alignment="center")
+    with number:
+        confidence = f"{prediction.confidence:.0%} confident"
+        st.metric("Prediction", prediction.digit, delta=confidence if prediction.sure else f"not sure ({confidence})",
+                  delta_color="green" if prediction.sure else "orange", delta_arrow="off")
+        if not prediction.sure:
+            digit, p = display.runner_up(prediction.probabilities)
+            st.warning(f"**Not sure.** It could also be a **{digit}** ({p:.0%}). Try writing it larger or clearer.")
+    with picture:
+        st.image(display.enlarge(prediction.image, 7), caption="The 28×28 image the model sees")
+    st.altair_chart(display.probability_chart(prediction.probabilities), width="stretch")
+
+
+def no_model_help() -> None:
+    st.info(
+        f"**There is no model to recognise digits with yet** (none usable in `{models_dir()}`).\n\n"
+        "Train one with the form in the sidebar: *simple* for 3 epochs takes a few minutes on all of MNIST, "
+        "and becomes the active model when it is done. Or, in a terminal:\n\n"
+        "```\npython -m mnist_core train --arch best --epochs 30 --augment --name default\n```",
+        icon=":material/model_training:",
+    )
+
+
+# --- sidebar: training ----------------------------------------------------------------------
+
+
+def training_form(runner: TrainingRunner) -> None:
+    """The training form; starts a training on submit, or says why it cannot."""
+    from mnist_core.architectures import ARCHITECTURES
+    from mnist_core.training import MAX_EPOCHS
+
+    with st.form("train", border=False):
+        name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe)",
+                             help="Letters, digits, '-' and '_'. Training under an existing name replaces "
+                                  "that model when (and only if) the training completes.")
+        architecture = st.selectbox("Architecture", list(ARCHITECTURES), index=list(ARCHITECTURES).index("simple"),
+                                    format_func=lambda a: ARCHITECTURE_LABELS.get(a, a))
+        epochs = st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, value=3)
+        batch_size = st.select_slider("Batch size", BATCH_SIZES, value=128)
+        augment = st.toggle("Augmentation", help="Random rotation, shear, zoom, shift and stroke width while "
+                                                 "training: slower, but better on drawings.")
+        st.caption(f"Data: MNIST from `{display.data_location()}`, or upload your own:")
+        upload = st.file_uploader(
+            "Kaggle-format CSV", type=["csv"],
+            help=f"A Kaggle Digit Recognizer train.csv (label,pixel0,…,pixel783), up to {display.MAX_UPLOAD_MB} MB. "
+                 "The last sixth of its rows is held out as the test set.",
+        )
+        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch")
+    if submitted:
+        start_training(runner, name, architecture, int(epochs), int(batch_size), augment, upload)
+
+
+def start_training(runner, name, architecture, epochs, batch_size, augment, upload) -> None:
+    """Check the request, then start it; any problem is shown in the sidebar."""
+    from pathlib import Path
+
+    from mnist_core.jobs import TrainingBusy
+    from mnist_core.store import DEFAULT_MODEL, check_name
+    from mnist_core.training import TrainingSettings
+
+    try:
+        settings = TrainingSettings(architecture=architecture, epochs=epochs, batch_size=batch_size,
+                                    augment=augment).check()
+        name = check_name(name.strip() or f"{architecture}-{epochs}e")
+        if name == DEFAULT_MODEL:
+            raise ValueError(f"'{DEFAULT_MODEL}' is the shipped model and cannot be replaced from the page; "
+                             "choose another name")
+        data_path = None
+        if upload is not None:
+            with st.spinner(f"Checking {upload.name}…"):
+                data_path, data = display.check_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
+            settings.check(len(data.x_train))
+        runner.start(settings, name, data_path, owner=st.session_state.user)
+    except TrainingBusy as exc:
+        st.warning(display.sentence(str(exc)), icon=":material/hourglass_top:")
+    except (ValueError, DataError) as exc:
+        st.error(str(exc), icon=":material/error:")
+    else:
+        st.rerun()
+
+
+def training_status(runner: TrainingRunner) -> None:
+    """Progress and live curves of the running training (polled), or how this user's last one ended."""
+    state = st.session_state
+    status = runner.status()
+    mine = status.owner == state.user
+    if status.running:
+        state.watching = status.started
+        s = status.settings
+        st.markdown(f"**{'Training' if mine else 'Another user is training'} `{status.name}`** · "
+                    f"{s.architecture}, {s.epochs} epoch{'s' if s.epochs > 1 else ''}")
+        p = status.progress
+        st.progress(p.fraction_done if p else 0.0, text=display.progress_text(p) if p else "Starting: loading data…")
+        reports = state.setdefault("live", {}).setdefault(status.started, [])
+        if p is not None and (not reports or reports[-1] != p):
+            reports.append(p)
+        frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
+        if len(frame):
+            st.altair_chart(display.curve_chart(frame, "loss", height=150), width="stretch")
+            st.altair_chart(display.curve_chart(frame, "accuracy", height=150), width="stretch")
+        if mine and st.button("Stop", icon=":material/stop:", width="stretch"):
+            runner.stop()
+            st.toast("Stopping after the current batch…")
+        return
+    if status.started and state.get("watching") == status.started:  # the training we watched has just ended
+        del state.watching
+        state.pop("live", None)
+        if mine and status.state == "done":
+            state.switch_to = status.name
+        st.rerun()
+    if not mine:
+        return
+    if status.state == "done":
+        card = status.card
+        st.success(f"Trained **{status.name}** in {display.format_duration(card.training_seconds)}: "
+                   f"test error **{card.test_error:.2f}%** on {display.test_set_name(card)}. "
+                   "It is now your active model.", icon=":material/check_circle:")
+    elif status.state == "cancelled":
+        st.info("Training stopped: nothing was saved, the previous models are unchanged.",
+                icon=":material/stop_circle:")
+    elif status.state == "failed":
+        st.error(f"Training failed: {status.error}", icon=":material/error:")
+
+
+# --- Look inside --------------------------------------------------------------------------
+
+
+def look_inside(predictor: Predictor) -> None:
+    card = predictor.card
+    st.subheader(f"Model “{predictor.name}”")
+    a, b, c, d = st.columns(4)
+    a.metric("Test error", f"{card.test_error:.2f}%" if card.test_error is not None else "—",
+             help=f"Measured on {display.test_set_name(card)}")
+    b.metric("Architecture", card.architecture)
+    c.metric("Parameters", f"{card.parameters:,}")
+    d.metric("Training time", display.format_duration(card.training_seconds))
+
+    st.markdown("#### Training curves")
+    frame = display.history_frame(card.history)
+    if len(frame):
+        loss, accuracy = st.columns(2)
+        loss.altair_chart(display.curve_chart(frame, "loss"), width="stretch")
+        accuracy.altair_chart(display.curve_chart(frame, "accuracy"), width="stretch")
+    else:
+        st.caption("This model's card holds no training history.")
+
+    matrix, per_class = st.columns([1, 1], gap="large")
+    with matrix:
+        st.markdown("#### Confusion matrix")
+        if card.confusion:
+            st.altair_chart(display.confusion_chart(card.confusion))
+    with per_class:
+        st.markdown("#### Error per digit")
+        if card.per_class_error:
+            st.altair_chart(display.per_class_chart(card.per_class_error), width="stretch")
+
+    st.markdown("#### Misclassified test digits")
+    misclassified(predictor)
+
+    st.markdown("#### Model card")
+    st.markdown("\n".join(f"- **{k}:** {v}" for k, v in display.card_facts(card).items()))
+    st.caption("Made with:")
+    st.code(card.command or "(not recorded)", language="bash")
+
+
+def misclassified(predictor: Predictor) -> None:
+    """A gallery of test digits the model got wrong, with true and predicted labels."""
+    card = predictor.card
+    if not card.misclassified:
+        st.caption("None: every test digit was recognised." if card.confusion else "Not recorded in the card.")
+        return
+    source = display.test_set_path(card)
+    try:
+        if source is None:
+            raise DataError("its card does not say where it is")
+        x_test, y_test, sha256 = load_test_set(source)
+    except DataError as exc:
+        st.warning(f"The test set is not reachable from this server, so its digits cannot be shown: {exc}")
+        return
+    if sha256 != card.test_set.get("sha256") or max(card.misclassified) >= len(x_test):
+        st.warning(f"The test set at `{source}` has changed since this model was measured.")
+        return
+    shown = card.misclassified[:GALLERY_SIZE]
+    predicted = predictor.probabilities(x_test[shown]).argmax(axis=1)
+    st.caption(f"{len(card.misclassified):,} of {len(x_test):,} test digits are wrong; the first {len(shown)} "
+               "are shown as *true → predicted*.")
+    st.image([display.enlarge(x_test[i], 3, grid=False) for i in shown],
+             caption=[f"{y_test[i]} → {p}" for i, p in zip(shown, predicted, strict=True)])
+
+
+# --- the page -------------------------------------------------------------------------------
+
+st.session_state.setdefault("user", uuid.uuid4().hex)
+st.title(":material/draw: Handwritten digit recogniser")
+st.caption("A convolutional network trained on MNIST reads your handwriting as you draw.")
+draw_tab, inside_tab = st.tabs([":material/edit: Draw", ":material/insights: Look inside"])
+with draw_tab:
+    draw()
+
+runner = training_runner(models_dir())
+with st.sidebar:
+    model_selector()
+    st.divider()
+    st.header("Train a model")
+    training_form(runner)
+    st.fragment(run_every=POLL_SECONDS if runner.status().running else None)(training_status)(runner)
+
+with inside_tab:
+    predictor = active_predictor()
+    if predictor is None:
+        no_model_help()
+    else:
+        look_inside(predictor)

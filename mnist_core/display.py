@@ -1,0 +1,310 @@
+"""What the page shows, built from mnist_core's results: pictures, charts, texts, checked uploads.
+
+Nothing here imports Streamlit; ``app.py`` lays these out. Images are uint8
+arrays ready for ``st.image``, charts are Altair charts for ``st.altair_chart``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from mnist_core.data import DataError, load_mnist, resolve_source
+
+if TYPE_CHECKING:
+    from mnist_core.data import MnistData
+    from mnist_core.store import ModelCard, StoredModel
+    from mnist_core.training import TrainingProgress
+
+# Uploads larger than this are refused before they are read; .streamlit/config.toml sets
+# server.maxUploadSize to the same number, so the server refuses them first.
+MAX_UPLOAD_MB = 200
+HIGHLIGHT = "#ff4b4b"  # Streamlit's primary colour: the top class, the errors
+MUTED = "#9aa4b2"
+GRID_STEP = 45  # how much a grid line differs from the pixel it crosses (grey levels)
+
+
+# --- pictures ---------------------------------------------------------------------------
+
+
+def enlarge(image: np.ndarray, scale: int = 10, grid: bool = True) -> np.ndarray:
+    """A greyscale uint8 image blown up ``scale`` times with visible pixels (RGB uint8).
+
+    Each pixel becomes a ``scale`` x ``scale`` block (nearest neighbour); with
+    ``grid``, a faint line is drawn along the top and left of every block and
+    around the whole image.
+    """
+    big = np.repeat(np.repeat(np.asarray(image, np.uint8), scale, axis=0), scale, axis=1)
+    if grid:
+        big = big.astype(np.int16)
+        lines = np.zeros(big.shape, bool)
+        lines[::scale, :] = lines[:, ::scale] = True
+        lines[-1, :] = lines[:, -1] = True
+        shifted = np.where(big < 128, big + GRID_STEP, big - GRID_STEP)
+        big = np.where(lines, shifted, big).astype(np.uint8)
+    return np.repeat(big[..., None], 3, axis=2)
+
+
+def thumbnail(image: np.ndarray, height: int = 72) -> np.ndarray:
+    """``image`` scaled to ``height`` pixels high, keeping its aspect ratio; small images stay crisp."""
+    image = np.asarray(image, np.uint8)
+    h, w = image.shape[:2]
+    width = max(1, round(w * height / max(h, 1)))
+    method = Image.Resampling.NEAREST if height >= h else Image.Resampling.BOX
+    return np.asarray(Image.fromarray(image).resize((width, height), method))
+
+
+# --- charts -----------------------------------------------------------------------------
+
+
+def probability_frame(probabilities: Sequence[float]) -> pd.DataFrame:
+    """One row per digit: ``digit`` (str), ``probability`` and ``top`` (the most likely class)."""
+    p = np.asarray(probabilities, float)
+    top = int(p.argmax()) if p.any() else -1
+    return pd.DataFrame({"digit": [str(d) for d in range(len(p))], "probability": p, "top": np.arange(len(p)) == top})
+
+
+def probability_chart(probabilities: Sequence[float], height: int = 210) -> alt.Chart:
+    """Bars of the ten probabilities, the top class highlighted."""
+    return (
+        alt.Chart(probability_frame(probabilities))
+        .mark_bar(cornerRadiusTopLeft=3, cornerRadiusTopRight=3)
+        .encode(
+            x=alt.X("digit:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelFontSize=14)),
+            y=alt.Y("probability:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color=alt.condition("datum.top", alt.value(HIGHLIGHT), alt.value(MUTED)),
+            tooltip=["digit", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=height)
+    )
+
+
+def history_frame(history: dict) -> pd.DataFrame:
+    """A card's per-epoch history in long form: ``epoch``, ``metric`` (loss, accuracy), ``split``, ``value``."""
+    rows = []
+    for key, values in history.items():
+        split = "validation" if key.startswith("val_") else "training"
+        metric = key.removeprefix("val_")
+        if metric not in ("loss", "accuracy"):
+            continue
+        rows += [(epoch, metric, split, float(v)) for epoch, v in enumerate(values, start=1)]
+    return pd.DataFrame(rows, columns=["epoch", "metric", "split", "value"])
+
+
+def live_frame(reports: Sequence[TrainingProgress]) -> pd.DataFrame:
+    """Progress reports of a running training in the same long form, ``epoch`` fractional.
+
+    Per-batch reports give the training curves; epoch-end reports add the validation points.
+    """
+    rows = []
+    for p in reports:
+        epoch = (p.member - 1) * p.epochs + p.epoch - 1 + p.batch / max(p.batches, 1)
+        rows += [(epoch, "loss", "training", p.loss), (epoch, "accuracy", "training", p.accuracy)]
+        if p.epoch_end and p.val_loss is not None:
+            rows += [(epoch, "loss", "validation", p.val_loss), (epoch, "accuracy", "validation", p.val_accuracy)]
+    return pd.DataFrame(rows, columns=["epoch", "metric", "split", "value"])
+
+
+def curve_chart(frame: pd.DataFrame, metric: str, height: int = 200) -> alt.Chart:
+    """Line chart of one ``metric`` (loss or accuracy) by epoch, training and validation.
+
+    ``height`` is the whole chart's, axes and title included; the legend sits inside the plot,
+    in the corner the curves leave free (loss falls, accuracy rises).
+    """
+    data = frame[frame["metric"] == metric]
+    corner = "bottom-right" if metric == "accuracy" else "top-right"
+    fmt = "%" if metric == "accuracy" else ".2f"
+    return (
+        alt.Chart(data, title=alt.Title(metric, anchor="start", fontSize=13))
+        .mark_line(point=alt.OverlayMarkDef(size=18))
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt, tickCount=4)),
+            color=alt.Color(
+                "split:N", title=None, scale=alt.Scale(domain=["training", "validation"], range=[MUTED, HIGHLIGHT]),
+                legend=alt.Legend(orient=corner, fillColor="white", padding=4),
+            ),
+            tooltip=[alt.Tooltip("epoch:Q", format=".2f"), "split", alt.Tooltip("value:Q", format=".4f")],
+        )
+        .properties(height=height)
+    )
+
+
+def confusion_frame(confusion: Sequence[Sequence[int]]) -> pd.DataFrame:
+    """One row per (true, predicted) cell: ``count``, and ``errors`` (the count off the diagonal, else 0)."""
+    m = np.asarray(confusion, int)
+    true, predicted = np.indices(m.shape)
+    return pd.DataFrame({
+        "true": true.ravel().astype(str),
+        "predicted": predicted.ravel().astype(str),
+        "count": m.ravel(),
+        "errors": np.where(true == predicted, 0, m).ravel(),
+    })
+
+
+def confusion_chart(confusion: Sequence[Sequence[int]], size: int = 340) -> alt.Chart:
+    """Heatmap of the confusion matrix: mistakes in shades of red by count, correct answers grey on the diagonal."""
+    frame = confusion_frame(confusion)
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", title="predicted", axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("true:N", title="true digit"),
+    )
+    correct = base.transform_filter("datum.true == datum.predicted").mark_rect(color="#e8ebf0")
+    mistakes = base.transform_filter("datum.errors > 0").mark_rect().encode(
+        color=alt.Color("errors:Q", title="mistakes", scale=alt.Scale(scheme="reds", domainMin=0)),
+        tooltip=["true", "predicted", "count"],
+    )
+    labels = base.mark_text(fontSize=10).encode(
+        text=alt.condition("datum.count > 0", alt.Text("count:Q"), alt.value("")),
+        color=alt.value("#31333f"),
+    )
+    return (correct + mistakes + labels).properties(width=size, height=size)
+
+
+def per_class_chart(per_class_error: Sequence[float], height: int = 200) -> alt.Chart:
+    """Bars of the test error (percent) of each true class."""
+    frame = pd.DataFrame({"digit": [str(d) for d in range(len(per_class_error))], "error": list(per_class_error)})
+    return (
+        alt.Chart(frame)
+        .mark_bar(color=HIGHLIGHT, cornerRadiusTopLeft=3, cornerRadiusTopRight=3)
+        .encode(
+            x=alt.X("digit:N", title="true digit", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("error:Q", title="test error (%)"),
+            tooltip=["digit", alt.Tooltip("error:Q", format=".2f", title="error %")],
+        )
+        .properties(height=height)
+    )
+
+
+# --- texts ------------------------------------------------------------------------------
+
+
+def runner_up(probabilities: Sequence[float]) -> tuple[int, float]:
+    """The second most likely digit and its probability."""
+    p = np.asarray(probabilities, float)
+    digit = int(np.argsort(p)[-2])
+    return digit, float(p[digit])
+
+
+def sentence(text: str) -> str:
+    """``text`` with its first letter capitalised and nothing else changed."""
+    return text[:1].upper() + text[1:]
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``."""
+    seconds = max(0, round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {s:02d} s"
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min"
+
+
+def progress_text(p: TrainingProgress) -> str:
+    """``"Epoch 2/5 · batch 120/422 · 35 s left"`` (with the network, for an ensemble)."""
+    member = f"Network {p.member}/{p.members} · " if p.members > 1 else ""
+    return f"{member}Epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · {format_duration(p.seconds_left)} left"
+
+
+def test_set_name(card: ModelCard) -> str:
+    """The test set a card's error was measured on: ``"mnist (10,000 images)"``."""
+    source = str(card.test_set.get("source", "") or "unknown")
+    name = Path(source.split(" (")[0]).name or source
+    n = card.test_set.get("n_test")
+    return f"{name} ({n:,} images)" if n else name
+
+
+def test_set_path(card: ModelCard) -> str | None:
+    """Where to load a card's test set from (a path for load_mnist), or None if the card does not say."""
+    source = str(card.test_set.get("source") or "")
+    if source.startswith("keras.datasets.mnist (") and source.endswith(")"):
+        return source[len("keras.datasets.mnist (") : -1]
+    return source or None
+
+
+def model_label(entry: StoredModel) -> str:
+    """How the model selector shows a saved model: its name and measured test error."""
+    if not entry.ok or entry.card is None:
+        return f"{entry.name} · broken"
+    error = entry.card.test_error
+    measured = f"{error:.2f}% test error" if error is not None else "test error not measured"
+    return f"{entry.name} · {measured}"
+
+
+def card_facts(card: ModelCard) -> dict[str, str]:
+    """The card in words, for a two-column table: architecture, parameters, errors, data, time, command."""
+    t = card.training or {}
+    settings = (
+        f"{t.get('epochs')} epochs, batch {t.get('batch_size')}, learning rate {t.get('learning_rate')}, "
+        f"augmentation {'on' if t.get('augment') else 'off'}"
+        + (f", {t['members']} networks averaged" if t.get("members", 1) > 1 else "")
+    )
+    validation = f"{card.validation_error:.2f}%" if card.validation_error is not None else "none held out"
+    data = card.data or {}
+    return {
+        "Architecture": card.architecture,
+        "Parameters": f"{card.parameters:,}",
+        "Test error": f"{card.test_error:.2f}% on {test_set_name(card)}" if card.test_error is not None else "—",
+        "Validation error": validation,
+        "Training": settings,
+        "Training data": f"{data.get('source', '?')} ({data.get('n_train', 0):,} training images)",
+        "Data checksum": f"sha256 {data.get('sha256', '')}",
+        "Training time": format_duration(card.training_seconds),
+        "Created": f"{card.created} (TensorFlow {card.tensorflow}, Keras {card.keras})",
+    }
+
+
+def data_location() -> str:
+    """Where training data comes from when nothing is uploaded: ``$MNIST_DATA`` or Keras' download."""
+    source = resolve_source()
+    return str(source) if source is not None else "Keras' copy (downloaded on first use)"
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> tuple:
+    """Names, sizes and modification times of a folder's files: changes whenever a file does."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return ()
+    return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file())
+
+
+# --- uploads ----------------------------------------------------------------------------
+
+
+def check_upload(
+    name: str, data: bytes, folder: str | os.PathLike, limit_mb: int = MAX_UPLOAD_MB
+) -> tuple[Path, MnistData]:
+    """Keep an uploaded Kaggle-format CSV in ``folder`` and load it as training data.
+
+    Refuses a file over ``limit_mb`` or not named ``.csv`` before reading it;
+    the file is saved under its checksum (so models trained on it can find their
+    test set again) and checked with :func:`~mnist_core.data.load_mnist`.
+    Raises :class:`~mnist_core.data.DataError` naming ``name`` and the problem;
+    a file that fails is not kept.
+    """
+    if len(data) > limit_mb * 1024 * 1024:
+        raise DataError(f"{name}: {len(data) / 1024 / 1024:.0f} MB is over the {limit_mb} MB upload limit")
+    if not name.lower().endswith(".csv"):
+        raise DataError(f"{name}: not a .csv file (expected a Kaggle train.csv: label,pixel0,...,pixel783)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"upload-{hashlib.sha256(data).hexdigest()[:16]}.csv"
+    if not path.exists():
+        path.write_bytes(data)
+    try:
+        return path, load_mnist(path)
+    except DataError as exc:
+        path.unlink(missing_ok=True)
+        raise DataError(str(exc).replace(str(path), name)) from exc

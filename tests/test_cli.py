@@ -1,0 +1,141 @@
+"""`python -m mnist_core` on real files, run as a user runs it: a separate process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, models: Path | None = None, timeout=600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    prefix = ["--models-dir", str(models)] if models is not None else []
+    return subprocess.run([sys.executable, "-m", "mnist_core", *prefix, *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def pen_drawings(handwriting_dir, tmp_path_factory):
+    """Twenty real pen digits (two per class) drawn on canvases and saved as PNG and JPEG files,
+    in both polarities."""
+    from mnist_core.handwriting import load_pendigits, render_pen_digit
+
+    digits = load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")
+    folder = tmp_path_factory.mktemp("drawings")
+    chosen = [next(d for d in digits[i * 300:] if d.label == label) for i, label in enumerate(list(range(10)) * 2)]
+    paths = []
+    for i, digit in enumerate(chosen):
+        dark_on_light = i % 2 == 1
+        rgba = render_pen_digit(digit, canvas_size=280, stroke_width=18,
+                                ink=(20, 20, 20, 255) if dark_on_light else (255, 255, 255, 255),
+                                background=(250, 250, 245, 255) if dark_on_light else (0, 0, 0, 255))
+        path = folder / f"{i:02d}-{digit.label}.{'jpg' if i % 4 == 3 else 'png'}"
+        Image.fromarray(rgba).convert("RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.slow
+def test_train_then_list_then_evaluate(small_mnist_npz, tmp_path):
+    trained = cli("train", "--arch", "simple", "--epochs", "1", "--data", str(small_mnist_npz), "--name", "cli-made",
+                  models=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "saved cli-made: test error" in trained.stdout
+    card = json.loads((tmp_path / "cli-made.json").read_text())
+    assert card["command"].startswith("python -m mnist_core ") and "--name cli-made" in card["command"]
+    assert card["data"]["n_train"] == 5400 and card["test_set"]["n_test"] == 1000
+
+    listed = cli("models", models=tmp_path)
+    assert listed.returncode == 0 and "cli-made" in listed.stdout and f"{card['test_error']:.2f}%" in listed.stdout
+
+    evaluated = cli("evaluate", "--model", "cli-made", "--data", str(small_mnist_npz), "--json", models=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["n_test"] == 1000
+    assert figures["test_error"] == pytest.approx(card["test_error"], abs=1e-3)  # the card is the truth
+
+
+def test_evaluate_the_trained_model_on_full_mnist(trained_store, mnist_dir):
+    result = cli("evaluate", "--model", "small", "--data", str(mnist_dir), "--json", models=trained_store.directory)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["n_test"] == 10_000 and 0 < figures["test_error"] < 15
+    assert len(figures["misclassified"]) == round(figures["test_error"] * 100)
+
+
+def test_predict_reads_real_drawings(trained_store, pen_drawings):
+    result = cli("predict", "--model", "small", "--json", *map(str, pen_drawings), models=trained_store.directory)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(p) for p in pen_drawings]
+    for line in lines:
+        assert len(line["probabilities"]) == 10 and sum(line["probabilities"]) == pytest.approx(1, abs=1e-4)
+        assert line["digit"] == int(np.argmax(line["probabilities"]))
+    right = sum(line["digit"] == int(Path(line["path"]).stem.split("-")[1]) for line in lines)
+    assert right >= 14, f"{right}/20 right"  # a small model trained 2 epochs on 5,400 images
+
+
+def test_predict_says_nothing_drawn_for_a_blank_image(trained_store, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (280, 280), "white").save(blank)
+    as_json = cli("predict", "--model", "small", "--json", str(blank), models=trained_store.directory)
+    assert json.loads(as_json.stdout) == {"path": str(blank), "digit": None, "probabilities": None}
+    as_text = cli("predict", "--model", "small", str(blank), models=trained_store.directory)
+    assert as_text.stdout.strip() == f"{blank}: nothing drawn"
+
+
+def test_predict_reports_unreadable_files_and_carries_on(trained_store, pen_drawings, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    result = cli("predict", "--model", "small", "--json", str(text), str(pen_drawings[0]),
+                 models=trained_store.directory)
+    assert result.returncode == 1
+    assert "notes.png" in error_line(result)
+    assert json.loads(result.stdout)["path"] == str(pen_drawings[0])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "--model", "ghost"], "no model named 'ghost'"),
+        (["predict", "--model", "ghost", "x.png"], "no model named 'ghost'"),
+        (["train", "--epochs", "0"], "epochs must be a whole number from 1"),
+        (["train", "--learning-rate", "0"], "learning rate must be above 0"),
+        (["train", "--name", "../escape"], "invalid model name '../escape'"),
+        (["train", "--data", "/no/such/place"], "/no/such/place: no such file or directory"),
+        (["evaluate", "--model", "../../etc/passwd"], "invalid model name"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_1(args, message, tmp_path):
+    result = cli(*args, models=tmp_path)
+    assert result.returncode == 1
+    assert message in error_line(result)
+
+
+def test_wrong_arguments_print_usage_and_exit_2(tmp_path):
+    for args in (["train", "--arch", "resnet"], ["fly"], ["predict"], ["train", "--epochs", "many"]):
+        result = cli(*args, models=tmp_path)
+        assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_models_lists_broken_models_with_the_reason(trained_store, tmp_path):
+    for suffix in (".keras", ".json"):
+        (tmp_path / f"ok{suffix}").write_bytes((trained_store.directory / f"small{suffix}").read_bytes())
+    (tmp_path / "ok.json").write_text((tmp_path / "ok.json").read_text().replace('"name": "small"', '"name": "ok"'))
+    (tmp_path / "broken.keras").write_bytes(b"garbage")
+    result = cli("models", models=tmp_path)
+    assert result.returncode == 0
+    assert "ok " in result.stdout and "broken" in result.stdout and "BROKEN: broken.json (its card) is missing" \
+        in result.stdout

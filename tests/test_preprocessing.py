@@ -1,0 +1,361 @@
+"""Preprocessing on real handwriting: pen strokes drawn onto canvases, image files, and MNIST itself."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from mnist_core.handwriting import load_optdigits, load_pendigits, load_semeion, load_usps, render_pen_digit
+from mnist_core.preprocessing import MAX_IMAGE_PIXELS, ImageError, Preprocessed, read_image, stroke_width, to_mnist
+
+CANVAS_SIZES = (200, 280, 400)
+
+
+@pytest.fixture(scope="module")
+def pen_digits(handwriting_dir):
+    """Every tenth of the 7,494 real pen digits: all writers and labels."""
+    return load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")[::10]
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    weights = image.astype(np.float64)
+    rows, cols = np.indices(image.shape)
+    return (weights * rows).sum() / weights.sum(), (weights * cols).sum() / weights.sum()
+
+
+def ink_box(image: np.ndarray) -> tuple[int, int]:
+    """Height and width of the bounding box of the non-zero pixels."""
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def mean_difference(a: np.ndarray, b: np.ndarray, shift: int = 0) -> float:
+    """Mean absolute pixel difference (0-255), allowing ``b`` to move by up to ``shift`` pixels.
+
+    MNIST's centring shifts by whole pixels, so a tiny change in a drawing can
+    move the whole digit by one pixel. For scale: moving an MNIST digit by one
+    pixel costs 16.6 on average, and two digits of the same class differ by 32.
+    """
+    a = a.astype(np.float64)
+    padded = np.pad(b.astype(np.float64), shift)
+    n = a.shape[0]
+    return min(
+        np.abs(a - padded[shift + dy : shift + dy + n, shift + dx : shift + dx + n]).mean()
+        for dy in range(-shift, shift + 1)
+        for dx in range(-shift, shift + 1)
+    )
+
+
+def assert_mnist_like(result: Preprocessed) -> None:
+    assert not result.blank
+    assert result.image.shape == (28, 28) and result.image.dtype == np.uint8
+    assert result.image.max() == 255
+    row, col = centre_of_mass(result.image)
+    assert abs(row - 14) <= 1 and abs(col - 14) <= 1, f"centre of mass at ({row:.2f}, {col:.2f})"
+    assert max(ink_box(result.image)) in (19, 20)
+
+
+# --- drawings on canvases ------------------------------------------------------
+
+
+@pytest.mark.parametrize("canvas_size", CANVAS_SIZES)
+def test_drawn_digits_are_centred_by_mass_and_fill_the_20_pixel_box(pen_digits, canvas_size):
+    rng = np.random.default_rng(canvas_size)
+    for digit in pen_digits[:60]:
+        width = int(rng.integers(6, 40)) * canvas_size // 280
+        fraction = rng.uniform(0.3, 0.95)
+        centre = tuple(rng.uniform(0, canvas_size, 2))
+        canvas = render_pen_digit(digit, canvas_size, width, fraction, centre)
+        result = to_mnist(canvas)
+        assert_mnist_like(result)
+        assert list(result.steps) == ["ink", "cropped", "stroke width", "fitted 20x20", "centred 28x28"]
+        for step in result.steps.values():
+            assert step.ndim == 2 and step.dtype == np.uint8
+        assert max(result.steps["fitted 20x20"].shape) == 20
+
+
+@pytest.mark.parametrize("canvas_size", CANVAS_SIZES)
+def test_colours_polarity_and_transparency_do_not_change_the_digit(pen_digits, canvas_size):
+    for digit in pen_digits[:40]:
+        reference = to_mnist(render_pen_digit(digit, canvas_size)).image
+        variants = {
+            "black on white": render_pen_digit(digit, canvas_size, ink=(0, 0, 0, 255), background=(255, 255, 255, 255)),
+            "white on transparent": render_pen_digit(digit, canvas_size, background=(0, 0, 0, 0)),
+            "black on transparent": render_pen_digit(digit, canvas_size, ink=(0, 0, 0, 255), background=(0, 0, 0, 0)),
+            "red on transparent": render_pen_digit(digit, canvas_size, ink=(255, 0, 0, 255), background=(0, 0, 0, 0)),
+            "blue on yellow": render_pen_digit(digit, canvas_size, ink=(30, 60, 200, 255), background=(250, 240, 120, 255)),
+            "grey on dark grey": render_pen_digit(digit, canvas_size, ink=(140, 140, 140, 255), background=(40, 40, 40, 255)),
+            "greyscale": render_pen_digit(digit, canvas_size)[:, :, 0],
+            "RGB float": render_pen_digit(digit, canvas_size)[:, :, :3] / 255.0,
+            "greyscale float inverted": 1.0 - render_pen_digit(digit, canvas_size)[:, :, 0] / 255.0,
+        }
+        for name, image in variants.items():
+            result = to_mnist(image)
+            assert not result.blank, name
+            assert mean_difference(result.image, reference) < 1.0, name
+
+
+def test_antialiased_transparent_strokes_give_the_same_digit_as_opaque_ones(pen_digits):
+    # Browsers anti-alias: edge pixels of a stroke on a transparent canvas are
+    # partly transparent. Drawing at 4x and averaging down (premultiplied) makes them.
+    for digit in pen_digits[:20]:
+        big = Image.fromarray(render_pen_digit(digit, 1120, 72, background=(0, 0, 0, 0)))
+        transparent = np.array(big.convert("RGBa").reduce(4).convert("RGBA"))
+        opaque = np.array(Image.fromarray(render_pen_digit(digit, 1120, 72)).reduce(4))
+        assert transparent[0, 0, 3] == 0 and 0 < transparent[:, :, 3].mean() < 255
+        assert mean_difference(to_mnist(transparent).image, to_mnist(opaque).image, shift=1) < 2.0
+
+
+def test_a_drawing_touching_the_border_gives_the_same_digit(pen_digits):
+    for digit in pen_digits[:40]:
+        canvas = render_pen_digit(digit, 280)
+        rows, cols = np.nonzero(canvas[:, :, 0])
+        touching = canvas[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        result = to_mnist(touching)
+        assert_mnist_like(result)
+        assert mean_difference(result.image, to_mnist(canvas).image, shift=1) < 3.0
+
+
+def relative_width(image: np.ndarray) -> float:
+    return stroke_width(image) / max(image.shape)
+
+
+def test_stroke_width_is_brought_to_mnist_typical_width(pen_digits):
+    # MNIST's median stroke width is 0.105 of the digit's longer side (10th-90th percentiles 0.079-0.147).
+    for digit in pen_digits[:30]:
+        thin_canvas = render_pen_digit(digit, 400, stroke_width=4)
+        thin = to_mnist(thin_canvas)
+        assert relative_width(thin.steps["cropped"]) < 0.06
+        assert 0.09 <= relative_width(thin.steps["stroke width"]) <= 0.125
+        # 4-pixel strokes on a 400-pixel canvas are far thinner than MNIST's: thickened, they carry more ink.
+        unadjusted = to_mnist(thin_canvas, normalise_width=False)
+        assert "stroke width" not in unadjusted.steps
+        assert thin.image.astype(int).sum() > 1.3 * unadjusted.image.astype(int).sum()
+
+        thick = to_mnist(render_pen_digit(digit, 280, stroke_width=30, height_fraction=0.5))
+        before, after = relative_width(thick.steps["cropped"]), relative_width(thick.steps["stroke width"])
+        assert before > 0.15 and after < 0.85 * before
+
+
+def test_small_real_images_from_other_datasets(handwriting_dir):
+    usps, _ = load_usps(handwriting_dir / "usps")
+    semeion, _ = load_semeion(handwriting_dir / "semeion")
+    optdigits, _ = load_optdigits(handwriting_dir / "optdigits" / "optdigits-orig.windep")
+    for images in (usps[:100], semeion[:100], optdigits[:100]):
+        for image in images:
+            assert_mnist_like(to_mnist(image))
+
+
+# --- blank, specks and awkward drawings ---------------------------------------------
+
+
+def blank_canvas(size: int = 280, colour=(0, 0, 0, 255)) -> np.ndarray:
+    return np.array(Image.new("RGBA", (size, size), colour))
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0, 255), (255, 255, 255, 255), (0, 0, 0, 0), (30, 200, 90, 255)])
+def test_an_empty_canvas_is_blank(colour):
+    result = to_mnist(blank_canvas(280, colour))
+    assert result.blank
+    assert result.image.shape == (28, 28) and result.image.dtype == np.uint8 and result.image.max() == 0
+    assert list(result.steps) == ["ink", "centred 28x28"]
+
+
+@pytest.mark.parametrize("diameter", [1, 5, 18, 24])
+def test_a_speck_is_blank(diameter):
+    canvas = Image.fromarray(blank_canvas())
+    ImageDraw.Draw(canvas).ellipse((130, 60, 130 + diameter - 1, 60 + diameter - 1), fill=(255, 255, 255, 255))
+    assert to_mnist(np.array(canvas)).blank
+
+
+def test_noise_alone_is_blank_and_does_not_hide_a_digit(pen_digits):
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 8, (280, 280))
+    assert to_mnist(np.clip(200 + noise, 0, 255).astype(np.uint8)).blank
+    drawing = render_pen_digit(pen_digits[0], ink=(30, 30, 30, 255), background=(220, 220, 220, 255))[:, :, 0]
+    noisy = np.clip(drawing + noise, 0, 255).astype(np.uint8)
+    assert mean_difference(to_mnist(noisy).image, to_mnist(drawing).image, shift=1) < 5.0
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255, 255), (0, 0, 0, 255), (200, 30, 30, 255)])
+def test_a_canvas_filled_with_ink_does_not_raise(colour):
+    result = to_mnist(blank_canvas(280, colour))
+    assert result.blank  # a uniform image holds no digit, whatever its colour
+
+
+@pytest.mark.parametrize("thickness", [1, 2, 15])
+@pytest.mark.parametrize("vertical", [False, True])
+def test_a_straight_line_does_not_raise(thickness, vertical):
+    canvas = blank_canvas()
+    if vertical:
+        canvas[30:250, 140 : 140 + thickness] = 255
+    else:
+        canvas[140 : 140 + thickness, 30:250] = 255
+    result = to_mnist(canvas)
+    assert not result.blank
+    height, width = ink_box(result.image)
+    assert max(height, width) == 20 and min(height, width) <= 4
+    row, col = centre_of_mass(result.image)
+    assert abs(row - 14) <= 1 and abs(col - 14) <= 1
+
+
+def test_tiny_images_do_not_raise():
+    assert to_mnist(np.zeros((1, 1), np.uint8)).blank
+    line = np.zeros((1, 40), np.uint8)
+    line[0, 5:35] = 255
+    assert max(ink_box(to_mnist(line).image)) == 20
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((10, 10, 2), np.uint8), "HxW"),
+        (np.zeros((0, 10), np.uint8), "no pixels"),
+        (np.full((10, 10), 2.0), "[0, 1]"),
+        (np.full((10, 10), np.nan), "[0, 1]"),
+        (np.zeros((10, 10), np.int64), "uint8 or float"),
+    ],
+)
+def test_invalid_arrays_are_refused_with_a_clear_message(image, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        to_mnist(image)
+
+
+def test_a_file_name_is_not_an_image():
+    with pytest.raises(TypeError, match="read_image"):
+        to_mnist("digit.png")
+
+
+# --- image files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("canvas_size", CANVAS_SIZES)
+def test_png_and_jpeg_files_give_the_same_digit_as_the_canvas(pen_digits, canvas_size, tmp_path):
+    for i, digit in enumerate(pen_digits[:15]):
+        canvas = render_pen_digit(digit, canvas_size, ink=(20, 20, 60, 255), background=(245, 245, 235, 255))
+        reference = to_mnist(canvas).image
+        Image.fromarray(canvas).save(tmp_path / f"{i}.png")
+        Image.fromarray(canvas).convert("RGB").save(tmp_path / f"{i}.jpg", quality=85)
+        Image.fromarray(canvas).convert("L").save(tmp_path / f"{i}-grey.png")
+        png, jpeg, grey = (read_image(tmp_path / name) for name in (f"{i}.png", f"{i}.jpg", f"{i}-grey.png"))
+        assert png.shape == (canvas_size, canvas_size, 4) and np.array_equal(png, canvas)
+        assert jpeg.shape == (canvas_size, canvas_size, 3) and jpeg.dtype == np.uint8
+        assert grey.shape == (canvas_size, canvas_size)
+        assert np.array_equal(to_mnist(png).image, reference)
+        assert mean_difference(to_mnist(jpeg).image, reference, shift=1) < 5.0
+        assert mean_difference(to_mnist(grey).image, reference, shift=1) < 1.0
+
+
+def test_read_image_gives_transparency_of_paletted_pngs(tmp_path):
+    image = Image.new("P", (30, 20), 0)
+    image.putpalette([0, 0, 0, 255, 255, 255])
+    image.info["transparency"] = 0
+    image.save(tmp_path / "p.png", transparency=0)
+    array = read_image(tmp_path / "p.png")
+    assert array.shape == (20, 30, 4) and array[0, 0, 3] == 0
+
+
+def test_read_image_refuses_a_text_file(tmp_path):
+    path = tmp_path / "digit.png"
+    path.write_text("this is not an image\n")
+    with pytest.raises(ImageError, match="digit.png: not an image"):
+        read_image(path)
+
+
+def test_read_image_refuses_an_empty_file(tmp_path):
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty.jpg: empty file"):
+        read_image(path)
+
+
+def test_read_image_refuses_a_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="missing.png: no such file"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_read_image_refuses_a_truncated_file(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (255, 0, 0)).save(buffer, "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[:60])
+    with pytest.raises(ImageError, match="cut.png"):
+        read_image(path)
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    """A real 1-bit greyscale PNG, all black: 7 KB on disk however many pixels it has."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed bits
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b"")
+
+
+def test_read_image_refuses_an_oversized_image_before_decoding_it(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_bytes(10_000, 6_000))  # 60 megapixels
+    assert path.stat().st_size < 100_000
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=f"huge.png: image is 10000x6000 = 60,000,000 pixels, more than the {MAX_IMAGE_PIXELS:,}"):
+        read_image(path)
+    assert time.perf_counter() - start < 0.5  # decoding 60 megapixels would take far longer
+
+
+def test_read_image_pixel_limit_is_a_parameter(tmp_path):
+    path = tmp_path / "small.png"
+    path.write_bytes(png_bytes(300, 200))
+    assert read_image(path).shape == (200, 300)
+    with pytest.raises(ImageError, match="more than the 50,000 accepted"):
+        read_image(path, max_pixels=50_000)
+
+
+# --- speed and MNIST ---------------------------------------------------------------------------
+
+
+def test_preprocessing_a_canvas_is_fast(pen_digits):
+    # The app's budget for preprocessing and a forward pass is 2 ms; this bound only
+    # catches gross regressions (benchmarks/bench_preprocessing.py measures properly).
+    canvases = [render_pen_digit(digit, 280) for digit in pen_digits[:50]]
+    to_mnist(canvases[0])
+    times = []
+    for canvas in canvases:
+        start = time.perf_counter()
+        to_mnist(canvas)
+        times.append(time.perf_counter() - start)
+    assert np.median(times) < 0.005
+
+
+@pytest.mark.slow
+def test_upscaled_mnist_digits_come_back_as_they_were(mnist):
+    """MNIST test digits blown up to 280x280 and preprocessed again match the originals.
+
+    The round trip is not exact: upscaling blurs the edges, so the ink's bounding
+    box is a fraction of a pixel larger than MNIST's, and whole-pixel centring can
+    then land one pixel away. Measured, without the stroke-width step (MNIST's own
+    pipeline): a mean absolute difference of 7.9 grey levels (on 0-255), where
+    moving an MNIST digit by one pixel costs 16.6 and two different digits of the
+    same class differ by about 32. The stroke-width step then moves every digit's
+    width to MNIST's median, which changes thick and thin MNIST digits: 10.3.
+    """
+    originals = mnist.x_test[:2000]
+    upscaled = [np.array(Image.fromarray(x).resize((280, 280), Image.Resampling.BILINEAR)) for x in originals]
+    one_pixel_shift = np.abs(np.roll(originals, 1, axis=2).astype(np.float64) - originals).mean()
+    for normalise_width, bound in ((False, 9.0), (True, 12.0)):
+        restored = np.stack([to_mnist(x, normalise_width=normalise_width).image for x in upscaled])
+        differences = np.abs(restored.astype(np.float64) - originals).mean(axis=(1, 2))
+        assert differences.mean() < bound
+        assert differences.mean() < 0.75 * one_pixel_shift
+        assert np.median(differences) < bound
+        # The centre of mass of the restored digits sits where MNIST's does.
+        centres = np.array([centre_of_mass(x) for x in restored])
+        assert np.abs(centres - 14.0).max() <= 1.0
+        assert np.abs(centres.mean(axis=0) - 14.0).max() < 0.1

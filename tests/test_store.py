@@ -1,0 +1,217 @@
+"""The model store on real files: round trips, names, atomic saves, broken and hostile files."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from mnist_core.architectures import as_model_input
+from mnist_core.store import ModelCard, ModelStore, ModelStoreError, check_name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def copy_model(source: ModelStore, name: str, target: ModelStore, as_name: str | None = None) -> None:
+    model, card = source.load(name)
+    card.name = as_name or name
+    target.save(model, card)
+
+
+def test_round_trips_a_model_and_its_card(trained_store, small_mnist_npz, tmp_path):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "copy")
+    original, _ = trained_store.load("small")
+    loaded, card = store.load("copy")
+    x = as_model_input(np.load(small_mnist_npz)["x_test"][:50])
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(original(x)), rtol=1e-5, atol=1e-6)
+    saved = json.loads((tmp_path / "copy.json").read_text())
+    assert saved["name"] == "copy" and saved["architecture"] == "simple" and saved["parameters"] == 592_074
+    assert card.test_set["n_test"] == 1000 and 0 <= card.test_error < 20
+    assert card.data["sha256"] and card.tensorflow and card.keras and card.command == "pytest fixture"
+    assert len(card.history["loss"]) == card.epochs_run == 2
+    assert sum(map(sum, card.confusion)) == 1000 and len(card.misclassified) == round(card.test_error * 10)
+    assert (tmp_path / "copy.keras").stat().st_mode & 0o644 == 0o644
+
+
+def test_lists_models_default_first_and_ignores_other_files(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    for name in ("zeta", "default", "alpha"):
+        copy_model(trained_store, "small", store, name)
+    (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / ".tmp-alpha-123.keras").write_bytes(b"half")
+    assert [m.name for m in store.list()] == ["default", "alpha", "zeta"]
+    assert all(m.ok for m in store.list())
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../x", "/etc/passwd", "a/b", "..", ".", "", "with space", "tab\tname", "new\nline", "nul\x00", "é", "x" * 65,
+     "name.keras"],
+)
+def test_invalid_names_are_refused(name, tmp_path):
+    with pytest.raises(ValueError, match="invalid model name"):
+        check_name(name)
+    with pytest.raises(ValueError, match="invalid model name"):
+        ModelStore(tmp_path).paths(name)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["default", "simple-10e", "my_model_2", "A" * 64])
+def test_valid_names_are_accepted(name):
+    assert check_name(name) == name
+
+
+def test_unknown_model_says_how_to_make_one(tmp_path):
+    with pytest.raises(ModelStoreError, match="no model named 'nope'.*python -m mnist_core train --name nope"):
+        ModelStore(tmp_path).load("nope")
+
+
+def test_truncated_model_file_is_listed_as_broken(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "good")
+    copy_model(trained_store, "small", store, "cut")
+    data = (tmp_path / "cut.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    by_name = {m.name: m for m in store.list()}
+    assert by_name["good"].ok
+    assert not by_name["cut"].ok and "does not match its card" in by_name["cut"].problem
+    with pytest.raises(ModelStoreError, match="'cut' cannot be used"):
+        store.load("cut")
+    store.load("good")
+
+
+def test_corrupt_file_whose_card_has_no_checksum_fails_to_load_with_a_message(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "junk")
+    (tmp_path / "junk.keras").write_bytes(b"this is not a zip archive")
+    card = json.loads((tmp_path / "junk.json").read_text())
+    card["keras_sha256"] = ""
+    (tmp_path / "junk.json").write_text(json.dumps(card))
+    with pytest.raises(ModelStoreError, match="'junk' cannot be loaded from .*junk.keras"):
+        store.load("junk")
+
+
+def test_missing_or_unreadable_card_is_reported(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "nocard")
+    copy_model(trained_store, "small", store, "badcard")
+    (tmp_path / "nocard.json").unlink()
+    (tmp_path / "badcard.json").write_text("{not json")
+    problems = {m.name: m.problem for m in store.list()}
+    assert "nocard.json (its card) is missing" in problems["nocard"]
+    assert "badcard.json is not a valid card" in problems["badcard"]
+
+
+def test_a_model_carrying_code_is_refused_not_run(tmp_path):
+    """A Lambda layer holds Python bytecode; safe mode must refuse it without running it."""
+    marker = tmp_path / "executed"
+    inputs = keras.Input((28, 28, 1))
+    code = f"lambda x: (open({str(marker)!r}, 'w').write('pwned'), x)[1]"
+    outputs = keras.layers.Lambda(eval(code))(inputs)  # noqa: S307 - building the hostile file on purpose
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(outputs))
+    hostile = keras.Model(inputs, outputs)
+    marker.unlink(missing_ok=True)  # building the model ran the lambda once; the file must not run it again
+    store = ModelStore(tmp_path)
+    store.save(hostile, ModelCard("evil", "lambda", 1, {}, {}, {}, 0, None, None))
+    with pytest.raises(ModelStoreError, match="'evil' cannot be loaded.*(unsafe|safe_mode|Lambda)"):
+        store.load("evil")
+    assert not marker.exists()
+
+
+@contextlib.contextmanager
+def unwritable(directory: Path):
+    """Make ``directory`` refuse new files, for root too (root ignores permission bits, not the immutable flag)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(directory)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+    else:
+        os.chmod(directory, 0o500)
+        try:
+            yield
+        finally:
+            os.chmod(directory, 0o755)
+
+
+@contextlib.contextmanager
+def small_filesystem(directory: Path, size_bytes: int):
+    """Mount a tmpfs of ``size_bytes`` at ``directory`` (needs root): a disk that fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem to fill up needs root")
+    directory.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_save_without_permission_leaves_the_previous_model_and_no_temporary_file(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "kept")
+    before = (tmp_path / "kept.keras").read_bytes()
+    model, card = store.load("kept")
+    with unwritable(tmp_path), pytest.raises(ModelStoreError, match="could not save model 'kept' in .*denied|not permitted"):
+        store.save(model, card)
+    assert (tmp_path / "kept.keras").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "kept.keras"]
+    store.load("kept")
+
+
+def test_save_on_a_full_disk_leaves_the_previous_model_and_no_temporary_file(trained_store, tmp_path):
+    model, card = trained_store.load("small")
+    size = (trained_store.directory / "small.keras").stat().st_size
+    with small_filesystem(tmp_path / "disk", size + 256 * 1024) as disk:
+        store = ModelStore(disk)
+        copy_model(trained_store, "small", store, "kept")
+        before = (disk / "kept.keras").read_bytes()
+        card.name = "kept"
+        with pytest.raises(ModelStoreError, match="could not save model 'kept'.*No space left"):
+            store.save(model, card)
+        assert (disk / "kept.keras").read_bytes() == before
+        assert sorted(p.name for p in disk.iterdir()) == ["kept.json", "kept.keras"]
+        store.load("kept")
+
+
+SAVE_FOREVER = """
+import sys
+from mnist_core.store import ModelStore
+source, target = ModelStore(sys.argv[1]), ModelStore(sys.argv[2])
+model, card = source.load("small")
+card.name = "victim"
+print("ready", flush=True)
+while True:
+    card.epochs_run += 1  # every save writes a different card
+    target.save(model, card)
+"""
+
+
+@pytest.mark.slow
+def test_a_save_killed_midway_leaves_the_previous_model_loadable(trained_store, tmp_path):
+    """SIGKILL a process that saves over and over, at several moments; the store is never damaged."""
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "victim")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for delay in (0.3, 0.55, 0.8, 1.05, 1.3):
+        child = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(trained_store.directory), str(tmp_path)],
+                                 stdout=subprocess.PIPE, env=env, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        listing = store.list()
+        assert [m.name for m in listing] == ["victim"] and listing[0].ok, listing
+        model, card = store.load("victim")
+        assert model(np.zeros((1, 28, 28, 1), np.float32)).shape == (1, 10)
+    store.remove_stale_temporaries()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.json", "victim.keras"]

@@ -1,0 +1,100 @@
+"""The training engine on real MNIST: settings, progress reports, cancellation, ensembles."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from mnist_core.data import MnistData
+from mnist_core.training import TrainingCancelled, TrainingSettings, make_dataset, train
+
+
+@pytest.fixture(scope="module")
+def slice_2k(mnist):
+    return MnistData(mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_test[:500], mnist.y_test[:500],
+                     source="slice", sha256="")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, "epochs must be a whole number from 1"),
+        ({"epochs": -3}, "epochs must be a whole number from 1"),
+        ({"batch_size": 0}, "batch size must be a whole number of at least 1"),
+        ({"learning_rate": 0.0}, "learning rate must be above 0"),
+        ({"learning_rate": float("nan")}, "learning rate must be above 0"),
+        ({"validation_split": 0.7}, r"validation split must be in \[0, 0.5\)"),
+        ({"members": 9}, "members must be a whole number from 1 to 5"),
+        ({"architecture": "vgg"}, "unknown architecture 'vgg'"),
+    ],
+)
+def test_settings_out_of_range_are_refused_with_the_reason(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingSettings(**changes).check()
+
+
+def test_batch_larger_than_the_data_is_refused(slice_2k):
+    with pytest.raises(ValueError, match="batch size 5000 is larger than the 1800 training images"):
+        train(slice_2k, TrainingSettings("baseline", epochs=1, batch_size=5000))
+
+
+def test_reports_progress_per_batch_and_per_epoch(slice_2k):
+    reports = []
+    result = train(slice_2k, TrainingSettings("baseline", epochs=2, batch_size=100), progress=reports.append)
+    batches = [r for r in reports if not r.epoch_end]
+    epochs = [r for r in reports if r.epoch_end]
+    assert len(batches) == 2 * 18 and [r.epoch for r in epochs] == [1, 2]  # 1,800 images / 100
+    assert all(r.batches == 18 and 1 <= r.batch <= 18 for r in batches)
+    assert all(r.val_accuracy is None for r in batches)
+    assert all(0 <= r.val_accuracy <= 1 and r.val_loss > 0 for r in epochs)
+    assert all(r.images_per_second > 0 and r.seconds_left >= 0 for r in reports)
+    assert epochs[-1].fraction_done == 1.0 and epochs[-1].seconds_left == pytest.approx(0, abs=1e-6)
+    assert epochs[1].loss < batches[0].loss  # it learns
+    assert result.history["loss"] == pytest.approx([r.loss for r in epochs], rel=1e-5)
+    assert result.n_train == 1800 and result.n_validation == 200 and 0 <= result.validation_error < 50
+
+
+def test_stop_cancels_between_batches(slice_2k):
+    stop = threading.Event()
+    seen = []
+
+    def progress(report):
+        seen.append(report)
+        if report.epoch == 1 and report.batch == 3:
+            stop.set()
+
+    with pytest.raises(TrainingCancelled, match="epoch 1 of 50"):
+        train(slice_2k, TrainingSettings("baseline", epochs=50, batch_size=100), progress=progress, stop=stop)
+    assert max(r.epoch for r in seen) == 1 and max(r.batch for r in seen) <= 4
+
+
+def test_validation_comes_from_the_datasets_own_split_when_it_has_one(slice_2k):
+    data = MnistData(slice_2k.x_train[:1500], slice_2k.y_train[:1500], slice_2k.x_test, slice_2k.y_test,
+                     source="s", sha256="", x_val=slice_2k.x_train[1500:], y_val=slice_2k.y_train[1500:])
+    result = train(data, TrainingSettings("baseline", epochs=1, batch_size=100, validation_split=0.2))
+    assert result.n_train == 1500 and result.n_validation == 500
+
+
+def test_no_validation_split_trains_on_everything(slice_2k):
+    result = train(slice_2k, TrainingSettings("baseline", epochs=1, batch_size=100, validation_split=0))
+    assert result.n_train == 2000 and result.n_validation == 0 and result.validation_error is None
+
+
+def test_members_train_separately_and_are_averaged(slice_2k):
+    result = train(slice_2k, TrainingSettings("baseline", epochs=1, batch_size=100, members=2))
+    assert len(result.member_histories) == 2
+    assert result.model.count_params() == 2 * 623_290
+    assert result.member_histories[0]["loss"] != result.member_histories[1]["loss"]  # different seeds
+
+
+def test_augmented_batches_stay_images_of_the_same_digits(mnist):
+    x, y = mnist.x_train[:256], mnist.y_train[:256]
+    images, labels = next(iter(make_dataset(x, y, 256, shuffle=False, augment=True, seed=0)))
+    images = images.numpy()
+    assert images.shape == (256, 28, 28, 1) and 0 <= images.min() and images.max() <= 1.0
+    assert np.array_equal(labels.numpy(), y)
+    original = x.astype(np.float32) / 255
+    changed = np.abs(images[..., 0] - original).mean(axis=(1, 2))
+    assert (changed > 0.01).mean() > 0.9  # nearly every image is transformed...
+    ink_ratio = images[..., 0].sum(axis=(1, 2)) / original.sum(axis=(1, 2))
+    assert np.median(ink_ratio) == pytest.approx(1.0, abs=0.25)  # ...but keeps about its ink
