@@ -5,30 +5,27 @@
 The page only lays out widgets; the work is done by mnist_core. Models and the
 training runner are shared by every session of the server (st.cache_resource);
 each user's active model and drawing are their own (st.session_state).
-
-TensorFlow takes seconds to import, so the modules that need it are imported
-where first used, after the canvas is on screen.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mnist_core import display
+from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
-
-if TYPE_CHECKING:
-    from mnist_core.jobs import TrainingRunner
-    from mnist_core.predictor import Prediction, Predictor
-    from mnist_core.store import StoredModel
+from mnist_core.jobs import TrainingBusy, TrainingRunner
+from mnist_core.predictor import Prediction, Predictor
+from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
+from mnist_core.training import MAX_EPOCHS, TrainingSettings
 
 CANVAS_SIZE = 300
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
-GALLERY_SIZE = 48  # misclassified test digits shown
+GALLERY_SIZE = 44  # misclassified test digits shown
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 ARCHITECTURE_LABELS = {
     "baseline": "baseline: one dense layer (~2% error)",
@@ -46,26 +43,18 @@ st.set_page_config(page_title="Digit recogniser", page_icon=":material/draw:", l
 @st.cache_resource
 def training_runner(models_dir: str) -> TrainingRunner:
     """The server's one training runner: one training at a time, whoever starts it."""
-    from mnist_core.jobs import TrainingRunner
-    from mnist_core.store import ModelStore
-
     return TrainingRunner(ModelStore(models_dir))
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
 def load_predictor(models_dir: str, name: str, version: str) -> Predictor:
     """Model ``name``, loaded once per server; ``version`` (its checksum) changes when it is retrained."""
-    from mnist_core.predictor import Predictor
-    from mnist_core.store import ModelStore
-
     return Predictor.load(name, ModelStore(models_dir))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def list_models(models_dir: str, fingerprint: tuple) -> list[StoredModel]:
     """The store's listing, read again only when a file in the folder changes (it hashes every model)."""
-    from mnist_core.store import ModelStore
-
     return ModelStore(models_dir).list()
 
 
@@ -80,8 +69,6 @@ def load_test_set(source: str):
 
 
 def models_dir() -> str:
-    from mnist_core.store import default_models_dir
-
     return str(default_models_dir())
 
 
@@ -106,8 +93,6 @@ def available_models() -> tuple[dict[str, tuple[StoredModel, str]], dict[str, st
 
 def active_predictor() -> Predictor | None:
     """This user's active model, loaded (default: ``default``); None if the store holds no usable model."""
-    from mnist_core.store import DEFAULT_MODEL, ModelStoreError
-
     state = st.session_state
     usable, _ = available_models()
     if not usable:
@@ -147,9 +132,11 @@ def draw() -> None:
     """The canvas and what the model makes of it; reruns on its own at every stroke."""
     left, right = st.columns([5, 6], gap="large")
     with left:
-        pen, ink = st.columns([3, 2], vertical_alignment="bottom")
+        canvas_area = st.container()
+        pen, ink = st.columns([3, 2], vertical_alignment="center")  # shown under the canvas, read before it
         width = pen.slider("Pen width", min_value=6, max_value=40, value=20, key="pen_width")
         dark_ink = ink.toggle("Dark ink on white", key="dark_ink")
+    with canvas_area:
         canvas = st_canvas(
             stroke_width=width,
             stroke_color="#111111" if dark_ink else "#ffffff",
@@ -169,14 +156,14 @@ def draw() -> None:
             st.caption("**What the model sees**, step by step")
             steps = prediction.steps
             for column, (step, image) in zip(st.columns(len(steps)), steps.items(), strict=True):
-                column.image(display.thumbnail(image, 56), caption=step)
+                column.image(display.thumbnail(image, 56), caption=step, width=56)
     with right:
         show_prediction(prediction if drawn else None)
 
 
 def show_prediction(prediction: Prediction | None) -> None:
     if prediction is None:
-        st.info("**Draw a digit** in the black box, large and centred. The prediction updates as you draw; "
+        st.info("**Draw a digit** in the box, large and centred. The prediction updates as you draw; "
                 "undo and clear (the bin) are in the box's toolbar.", icon=":material/draw:")
         return
     number, picture = st.columns([1, 1], vertical_alignment="center")
@@ -207,9 +194,6 @@ def no_model_help() -> None:
 
 def training_form(runner: TrainingRunner) -> None:
     """The training form; starts a training on submit, or says why it cannot."""
-    from mnist_core.architectures import ARCHITECTURES
-    from mnist_core.training import MAX_EPOCHS
-
     with st.form("train", border=False):
         name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe)",
                              help="Letters, digits, '-' and '_'. Training under an existing name replaces "
@@ -233,12 +217,6 @@ def training_form(runner: TrainingRunner) -> None:
 
 def start_training(runner, name, architecture, epochs, batch_size, augment, upload) -> None:
     """Check the request, then start it; any problem is shown in the sidebar."""
-    from pathlib import Path
-
-    from mnist_core.jobs import TrainingBusy
-    from mnist_core.store import DEFAULT_MODEL, check_name
-    from mnist_core.training import TrainingSettings
-
     try:
         settings = TrainingSettings(architecture=architecture, epochs=epochs, batch_size=batch_size,
                                     augment=augment).check()
@@ -277,8 +255,8 @@ def training_status(runner: TrainingRunner) -> None:
             reports.append(p)
         frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
         if len(frame):
-            st.altair_chart(display.curve_chart(frame, "loss", height=150), width="stretch")
-            st.altair_chart(display.curve_chart(frame, "accuracy", height=150), width="stretch")
+            st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
+            st.altair_chart(display.curve_chart(frame, "accuracy", height=170), width="stretch")
         if mine and st.button("Stop", icon=":material/stop:", width="stretch"):
             runner.stop()
             st.toast("Stopping after the current batch…")
@@ -341,7 +319,7 @@ def look_inside(predictor: Predictor) -> None:
     st.markdown("#### Model card")
     st.markdown("\n".join(f"- **{k}:** {v}" for k, v in display.card_facts(card).items()))
     st.caption("Made with:")
-    st.code(card.command or "(not recorded)", language="bash")
+    st.code(card.command or "(not recorded)", language="bash", wrap_lines=True)
 
 
 def misclassified(predictor: Predictor) -> None:

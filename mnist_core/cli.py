@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
@@ -24,7 +24,7 @@ from mnist_core.architectures import ARCHITECTURES  # noqa: E402
 from mnist_core.data import ENV_VAR as DATA_ENV_VAR  # noqa: E402
 from mnist_core.data import DataError  # noqa: E402
 from mnist_core.store import DEFAULT_MODEL, ModelStoreError  # noqa: E402
-from mnist_core.training import TrainingCancelled, TrainingSettings  # noqa: E402
+from mnist_core.training import PRESETS, SCHEDULES, TrainingCancelled, TrainingSettings  # noqa: E402
 
 USER_ERRORS = (DataError, ModelStoreError, ValueError, OSError)
 EXIT_CANCELLED = 3  # `train` stopped on request (SIGTERM or Ctrl-C); nothing was saved
@@ -53,17 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_help = f"MNIST directory, Keras .npz or Kaggle .csv (default: ${DATA_ENV_VAR}, else Keras' download)"
 
-    train = commands.add_parser("train", help="train a network and save it in the model store")
-    train.add_argument("--arch", choices=list(ARCHITECTURES), default="simple", help="architecture (default: simple)")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
-                       help="random rotation, shear, zoom, shift and stroke width while training")
-    train.add_argument("--validation-split", type=float, default=0.1,
-                       help="fraction of the training set held out for validation (0 = train on all)")
-    train.add_argument("--members", type=int, default=1, help="train this many networks and average them")
-    train.add_argument("--seed", type=int, default=0)
+    train = commands.add_parser("train", help="train a network and save it in the model store",
+                                description="Settings not given come from --preset, else from the defaults shown.")
+    defaults = TrainingSettings()
+    train.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help="named settings (the tutorial's, quick, best); other options override them")
+    train.add_argument("--arch", choices=list(ARCHITECTURES), help=f"architecture (default: {defaults.architecture})")
+    train.add_argument("--epochs", type=int, help=f"default: {defaults.epochs}")
+    train.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
+    train.add_argument("--learning-rate", type=float, help=f"default: {defaults.learning_rate}")
+    train.add_argument("--schedule", choices=list(SCHEDULES),
+                       help="learning-rate schedule; auto = cosine for best, constant otherwise (default: auto)")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="random rotation, shear, zoom, shift and stroke width while training (default: off)")
+    train.add_argument("--validation-split", type=float,
+                       help=f"fraction of the training set held out for validation, 0 = train on all "
+                            f"(default: {defaults.validation_split})")
+    train.add_argument("--members", type=int, help="train this many networks and average them (default: 1)")
+    train.add_argument("--seed", type=int, help="default: 0")
     train.add_argument("--data", default=None, help=data_help)
     train.add_argument("--csv-split", choices=["holdout", "tutorial"], default="holdout",
                        help="how a Kaggle CSV is split (see README)")
@@ -97,17 +104,25 @@ def _store(args):
     return ModelStore(args.models_dir)
 
 
+def settings_from_arguments(args) -> TrainingSettings:
+    """The preset's settings (or the defaults), with every option given on the command line applied."""
+    base = PRESETS[args.preset] if args.preset else TrainingSettings()
+    given = {
+        "architecture": args.arch, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "schedule": args.schedule, "augment": args.augment,
+        "validation_split": args.validation_split, "members": args.members, "seed": args.seed,
+    }
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
 def run_train(args) -> int:
     from tqdm import tqdm
 
     from mnist_core.data import load_mnist
     from mnist_core.workflow import train_and_save
 
-    settings = TrainingSettings(
-        architecture=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        augment=args.augment, validation_split=args.validation_split, seed=args.seed, members=args.members,
-    ).check()
-    name = args.name or f"{args.arch}-{args.epochs}e"
+    settings = settings_from_arguments(args).check()
+    name = args.name or f"{settings.architecture}-{settings.epochs}e"
     store = _store(args)
     store.paths(name)  # validates the name before any work is done
     data = load_mnist(args.data, csv_split=args.csv_split)

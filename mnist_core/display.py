@@ -53,13 +53,18 @@ def enlarge(image: np.ndarray, scale: int = 10, grid: bool = True) -> np.ndarray
     return np.repeat(big[..., None], 3, axis=2)
 
 
-def thumbnail(image: np.ndarray, height: int = 72) -> np.ndarray:
-    """``image`` scaled to ``height`` pixels high, keeping its aspect ratio; small images stay crisp."""
+def thumbnail(image: np.ndarray, size: int = 56) -> np.ndarray:
+    """``image`` fitted, keeping its aspect ratio, into a black ``size`` x ``size`` square; small images stay crisp."""
     image = np.asarray(image, np.uint8)
     h, w = image.shape[:2]
-    width = max(1, round(w * height / max(h, 1)))
-    method = Image.Resampling.NEAREST if height >= h else Image.Resampling.BOX
-    return np.asarray(Image.fromarray(image).resize((width, height), method))
+    scale = size / max(h, w, 1)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    method = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BOX
+    fitted = np.asarray(Image.fromarray(image).resize((new_w, new_h), method))
+    tile = np.zeros((size, size, *image.shape[2:]), np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    tile[top : top + new_h, left : left + new_w] = fitted
+    return tile
 
 
 # --- charts -----------------------------------------------------------------------------
@@ -113,24 +118,22 @@ def live_frame(reports: Sequence[TrainingProgress]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "metric", "split", "value"])
 
 
-def curve_chart(frame: pd.DataFrame, metric: str, height: int = 200) -> alt.Chart:
+def curve_chart(frame: pd.DataFrame, metric: str, height: int = 220) -> alt.Chart:
     """Line chart of one ``metric`` (loss or accuracy) by epoch, training and validation.
 
-    ``height`` is the whole chart's, axes and title included; the legend sits inside the plot,
-    in the corner the curves leave free (loss falls, accuracy rises).
+    ``height`` is the whole chart's, axes and title included.
     """
     data = frame[frame["metric"] == metric]
-    corner = "bottom-right" if metric == "accuracy" else "top-right"
     fmt = "%" if metric == "accuracy" else ".2f"
     return (
-        alt.Chart(data, title=alt.Title(metric, anchor="start", fontSize=13))
+        alt.Chart(data, title=alt.Title(f"{metric} by epoch", anchor="start", fontSize=13))
         .mark_line(point=alt.OverlayMarkDef(size=18))
         .encode(
-            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("epoch:Q", title=None, axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt, tickCount=4)),
             color=alt.Color(
                 "split:N", title=None, scale=alt.Scale(domain=["training", "validation"], range=[MUTED, HIGHLIGHT]),
-                legend=alt.Legend(orient=corner, fillColor="white", padding=4),
+                legend=alt.Legend(orient="right"),
             ),
             tooltip=[alt.Tooltip("epoch:Q", format=".2f"), "split", alt.Tooltip("value:Q", format=".4f")],
         )
@@ -139,14 +142,17 @@ def curve_chart(frame: pd.DataFrame, metric: str, height: int = 200) -> alt.Char
 
 
 def confusion_frame(confusion: Sequence[Sequence[int]]) -> pd.DataFrame:
-    """One row per (true, predicted) cell: ``count``, and ``errors`` (the count off the diagonal, else 0)."""
+    """One row per (true, predicted) cell: ``count``; ``errors``, the count off the diagonal (else 0);
+    ``dark``, whether the cell is among the darkest mistakes (its label is then drawn in white)."""
     m = np.asarray(confusion, int)
     true, predicted = np.indices(m.shape)
+    errors = np.where(true == predicted, 0, m).ravel()
     return pd.DataFrame({
         "true": true.ravel().astype(str),
         "predicted": predicted.ravel().astype(str),
         "count": m.ravel(),
-        "errors": np.where(true == predicted, 0, m).ravel(),
+        "errors": errors,
+        "dark": errors > 0.6 * max(errors.max(), 1),
     })
 
 
@@ -164,7 +170,7 @@ def confusion_chart(confusion: Sequence[Sequence[int]], size: int = 340) -> alt.
     )
     labels = base.mark_text(fontSize=10).encode(
         text=alt.condition("datum.count > 0", alt.Text("count:Q"), alt.value("")),
-        color=alt.value("#31333f"),
+        color=alt.condition("datum.dark", alt.value("white"), alt.value("#31333f")),
     )
     return (correct + mistakes + labels).properties(width=size, height=size)
 

@@ -103,16 +103,16 @@ def load_optdigits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     lines = list(_lines(path))
+    start = 0  # the first bitmap line; the header ("key = value" lines) comes before it
+    while start < len(lines) and not set(lines[start][1].strip()) <= {"0", "1"}:
+        start += 1
+    if start == len(lines):
+        raise DataError(f"{path}: no bitmaps found after the header")
     header: dict[str, str] = {}
-    start = 0
-    for start, (number, line) in enumerate(lines):
-        if set(line.strip()) <= {"0", "1"}:
-            break
+    for _, line in lines[:start]:
         if "=" in line:
             key, value = line.split("=", 1)
             header[key.strip()] = value.strip()
-    else:
-        raise DataError(f"{path}: no bitmaps found after the header")
     try:
         width, height = int(header.get("entwidth", 32)), int(header.get("entheight", 32))
         expected = int(header["ntot"]) if "ntot" in header else None
@@ -226,8 +226,8 @@ def canvas_points(
         raise ValueError(f"height_fraction must be in (0, 1], got {height_fraction}")
     points = np.concatenate(digit.strokes)
     low, high = points.min(axis=0), points.max(axis=0)
-    scale = height_fraction * canvas_size / max(float((high - low).max()), 1.0)
-    half_extent = (high - low) * scale / 2.0 + stroke_width / 2.0
+    scale = _scale(digit, canvas_size, height_fraction)
+    half_extent = _half_extent(digit, canvas_size, height_fraction, stroke_width)
     wanted = np.array(centre if centre is not None else (canvas_size / 2.0, canvas_size / 2.0), dtype=np.float64)
     # Inside means within [half_extent, canvas_size - half_extent]; if the digit is too big, centre it.
     placed = np.where(
@@ -272,13 +272,23 @@ def random_canvas_drawing(digit: PenDigit, rng: np.random.Generator, canvas_size
     """
     width = int(rng.integers(RANDOM_STROKE_WIDTH[0], RANDOM_STROKE_WIDTH[1] + 1))
     fraction = float(rng.uniform(*RANDOM_HEIGHT_FRACTION))
-    # Where the centre may go: canvas_points keeps it inside, so find its limits there.
+    half_extent = _half_extent(digit, canvas_size, fraction, width)
+    centre = rng.uniform(half_extent, np.maximum(canvas_size - half_extent, half_extent))
+    return render_pen_digit(digit, canvas_size, width, fraction, (float(centre[0]), float(centre[1])))
+
+
+def _scale(digit: PenDigit, canvas_size: int, height_fraction: float) -> float:
+    """Canvas pixels per tablet unit, for the digit's longer side to be ``height_fraction`` of the canvas."""
+    points = np.concatenate(digit.strokes)
+    longer = float((points.max(axis=0) - points.min(axis=0)).max())
+    return height_fraction * canvas_size / max(longer, 1.0)  # a single dot has no size to scale
+
+
+def _half_extent(digit: PenDigit, canvas_size: int, height_fraction: float, stroke_width: float) -> np.ndarray:
+    """Half the width and height of the drawn digit, in canvas pixels, ink included."""
     points = np.concatenate(digit.strokes)
     size = points.max(axis=0) - points.min(axis=0)
-    half_extent = size * (fraction * canvas_size / max(float(size.max()), 1.0)) / 2.0 + width / 2.0
-    low, high = half_extent, np.maximum(canvas_size - half_extent, half_extent)
-    centre = rng.uniform(low, high)
-    return render_pen_digit(digit, canvas_size, width, fraction, (float(centre[0]), float(centre[1])))
+    return size * _scale(digit, canvas_size, height_fraction) / 2.0 + stroke_width / 2.0
 
 
 # --- helpers ---------------------------------------------------------------------

@@ -57,6 +57,7 @@ class _Job:
     process: subprocess.Popen
     status: TrainingStatus
     log: list[str] = field(default_factory=list)
+    stop_requested: bool = False
 
 
 class TrainingRunner:
@@ -104,6 +105,7 @@ class TrainingRunner:
             job = self._job
         if job is None or job.process.poll() is not None:
             return False
+        job.stop_requested = True
         job.process.send_signal(signal.SIGTERM)
         return True
 
@@ -138,7 +140,8 @@ class TrainingRunner:
         time.sleep(0.05)  # let the stderr reader take the last lines
         if code == 0 and card is not None:
             final = dict(state="done", card=card)
-        elif code == EXIT_CANCELLED:
+        elif code == EXIT_CANCELLED or (job.stop_requested and code == -signal.SIGTERM):
+            # -SIGTERM: stopped before the command line had set up its clean stop (while importing or loading data)
             final = dict(state="cancelled", error="stopped on request; the previous models are unchanged")
         else:
             final = dict(state="failed", error=_last_error(job.log) or f"training exited with status {code}")
@@ -164,6 +167,7 @@ def settings_arguments(settings: TrainingSettings) -> list[str]:
         "--validation-split", repr(settings.validation_split),
         "--seed", str(settings.seed),
         "--members", str(settings.members),
+        "--schedule", settings.schedule,
     ]
 
 

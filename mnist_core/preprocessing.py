@@ -15,7 +15,8 @@ levels) and pasted into a 28x28 field with the centre of mass at the centre.
 2. **cropped**: the bounding box of the ink.
 3. **stroke width**: strokes are thickened or thinned to MNIST's typical width
    relative to the digit's size (people's pens are often much thinner or thicker).
-4. **fitted 20x20**: the longer side is scaled to 20 pixels, keeping the aspect ratio.
+4. **fitted 20x20**: the longer side is scaled to 20 pixels, keeping the aspect
+   ratio, anti-aliased, and the strongest pixel made 255, as in MNIST.
 5. **centred 28x28**: pasted into 28x28 with the centre of mass at pixel (14, 14)
    (row, column), shifting by the rounded offset, as MNIST did.
 
@@ -159,16 +160,14 @@ def stroke_width(ink: np.ndarray) -> float:
 
     A stroke of width w and length L holds ink w * L and has edges 2 * L long,
     so w = 2 * ink / edge length. The edge length is the total gradient of the
-    ink scaled to [0, 1], which counts anti-aliased, sub-pixel edges correctly.
+    ink, which counts anti-aliased, sub-pixel edges correctly; ink and gradient
+    scale alike, so the ink's overall level does not matter.
     """
-    ink = np.pad(np.asarray(ink, dtype=np.float64), 1)
-    if ink.max() <= 0:
-        return 0.0
-    ink = ink / ink.max()
+    ink = np.pad(np.asarray(ink, dtype=np.float32), 1)
     # Differences along x and y, both taken at the corners between four pixels.
     dx, dy = np.diff(ink, axis=1), np.diff(ink, axis=0)
-    edge_length = np.hypot((dx[:-1] + dx[1:]) / 2.0, (dy[:, :-1] + dy[:, 1:]) / 2.0).sum()
-    return float(2.0 * ink.sum() / edge_length)
+    edge = np.hypot(dx[:-1] + dx[1:], dy[:, :-1] + dy[:, 1:]).sum() / 2.0
+    return float(2.0 * ink.sum() / edge) if edge > 0 else 0.0
 
 
 # --- steps ------------------------------------------------------------------

@@ -54,6 +54,7 @@ def make_card(result: TrainingResult, data: MnistData, name: str, command: str =
             "validation_split": s.validation_split,
             "seed": s.seed,
             "members": s.members,
+            "schedule": "cosine" if s.cosine else "constant",
         },
         data={"source": data.source, "sha256": data.sha256, "n_train": result.n_train,
               "n_validation": result.n_validation},

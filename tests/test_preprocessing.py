@@ -83,18 +83,23 @@ def test_drawn_digits_are_centred_by_mass_and_fill_the_20_pixel_box(pen_digits, 
 @pytest.mark.parametrize("canvas_size", CANVAS_SIZES)
 def test_colours_polarity_and_transparency_do_not_change_the_digit(pen_digits, canvas_size):
     for digit in pen_digits[:40]:
-        reference = to_mnist(render_pen_digit(digit, canvas_size)).image
-        variants = {
-            "black on white": render_pen_digit(digit, canvas_size, ink=(0, 0, 0, 255), background=(255, 255, 255, 255)),
-            "white on transparent": render_pen_digit(digit, canvas_size, background=(0, 0, 0, 0)),
-            "black on transparent": render_pen_digit(digit, canvas_size, ink=(0, 0, 0, 255), background=(0, 0, 0, 0)),
-            "red on transparent": render_pen_digit(digit, canvas_size, ink=(255, 0, 0, 255), background=(0, 0, 0, 0)),
-            "blue on yellow": render_pen_digit(digit, canvas_size, ink=(30, 60, 200, 255), background=(250, 240, 120, 255)),
-            "grey on dark grey": render_pen_digit(digit, canvas_size, ink=(140, 140, 140, 255), background=(40, 40, 40, 255)),
-            "greyscale": render_pen_digit(digit, canvas_size)[:, :, 0],
-            "RGB float": render_pen_digit(digit, canvas_size)[:, :, :3] / 255.0,
-            "greyscale float inverted": 1.0 - render_pen_digit(digit, canvas_size)[:, :, 0] / 255.0,
+        white_on_black = render_pen_digit(digit, canvas_size)
+        reference = to_mnist(white_on_black).image
+        colours = {
+            "black on white": ((0, 0, 0, 255), (255, 255, 255, 255)),
+            "white on transparent": ((255, 255, 255, 255), (0, 0, 0, 0)),
+            "black on transparent": ((0, 0, 0, 255), (0, 0, 0, 0)),
+            "red on transparent": ((255, 0, 0, 255), (0, 0, 0, 0)),
+            "blue on yellow": ((30, 60, 200, 255), (250, 240, 120, 255)),
+            "grey on dark grey": ((140, 140, 140, 255), (40, 40, 40, 255)),
         }
+        variants = {
+            name: render_pen_digit(digit, canvas_size, ink=ink, background=background)
+            for name, (ink, background) in colours.items()
+        }
+        variants["greyscale"] = white_on_black[:, :, 0]
+        variants["RGB float"] = white_on_black[:, :, :3] / 255.0
+        variants["greyscale float inverted"] = 1.0 - white_on_black[:, :, 0] / 255.0
         for name, image in variants.items():
             result = to_mnist(image)
             assert not result.blank, name
@@ -297,7 +302,8 @@ def png_bytes(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed bits
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b"")
+    pixels = zlib.compress(row * height, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def test_read_image_refuses_an_oversized_image_before_decoding_it(tmp_path):
@@ -305,7 +311,8 @@ def test_read_image_refuses_an_oversized_image_before_decoding_it(tmp_path):
     path.write_bytes(png_bytes(10_000, 6_000))  # 60 megapixels
     assert path.stat().st_size < 100_000
     start = time.perf_counter()
-    with pytest.raises(ImageError, match=f"huge.png: image is 10000x6000 = 60,000,000 pixels, more than the {MAX_IMAGE_PIXELS:,}"):
+    expected = f"huge.png: image is 10000x6000 = 60,000,000 pixels, more than the {MAX_IMAGE_PIXELS:,} accepted"
+    with pytest.raises(ImageError, match=expected):
         read_image(path)
     assert time.perf_counter() - start < 0.5  # decoding 60 megapixels would take far longer
 

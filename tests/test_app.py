@@ -1,0 +1,254 @@
+"""The page's logic, run by Streamlit's AppTest against model stores holding real trained models.
+
+AppTest runs ``app.py`` in this process without a browser: it cannot draw on the
+canvas or upload a file (tests/test_browser.py does both in Chromium), so here the
+canvas is blank and uploads are checked through the function the page calls.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import display
+from mnist_core.data import DataError, load_mnist
+from mnist_core.store import ModelStore
+from mnist_core.training import TrainingSettings
+from mnist_core.workflow import train_and_save
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+TIMEOUT = 120  # the first run imports TensorFlow and loads the model
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist, tmp_path_factory) -> Path:
+    """A real slice of MNIST as a Keras-style npz: 3,000 training and 500 test images."""
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    np.savez(path, x_train=mnist.x_train[:3000], y_train=mnist.y_train[:3000],
+             x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_store(small_mnist, tmp_path_factory) -> Path:
+    """A model store holding ``default``: the simple CNN trained for 2 epochs on the real slice."""
+    directory = tmp_path_factory.mktemp("models")
+    train_and_save(load_mnist(small_mnist), TrainingSettings(architecture="simple", epochs=2), "default",
+                   ModelStore(directory), command="python -m mnist_core train --arch simple --epochs 2")
+    return directory
+
+
+def copy_model(source: Path, name: str, target: Path, new_name: str) -> None:
+    """Copy model ``name`` of store ``source`` into store ``target`` as ``new_name``."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / f"{name}.keras", target / f"{new_name}.keras")
+    card = json.loads((source / f"{name}.json").read_text())
+    card["name"] = new_name
+    (target / f"{new_name}.json").write_text(json.dumps(card))
+
+
+def run_app(models_dir: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(models_dir))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def card_of(store: Path, name: str) -> dict:
+    return json.loads((store / f"{name}.json").read_text())
+
+
+# --- with a model --------------------------------------------------------------------------------
+
+
+def test_page_renders_with_the_default_model(trained_store, monkeypatch):
+    at = run_app(trained_store, monkeypatch)
+    assert "Handwritten digit recogniser" in at.title[0].value
+    assert [t.label for t in at.tabs] == [":material/edit: Draw", ":material/insights: Look inside"]
+    selector = at.sidebar.selectbox(key="model")
+    assert selector.value == "default"
+    # Look inside: the card's figures, curves, confusion matrix and the card itself
+    card = card_of(trained_store, "default")
+    inside = at.tabs[1]
+    assert inside.subheader[0].value == "Model “default”"
+    metrics = {m.label: m.value for m in inside.metric}
+    assert metrics["Test error"] == f"{card['test_error']:.2f}%"
+    assert metrics["Architecture"] == "simple" and metrics["Parameters"] == f"{card['parameters']:,}"
+    model_card = " ".join(texts(inside.markdown))
+    assert card["data"]["sha256"] in model_card and "500 images" in model_card
+    assert inside.code[0].value == "python -m mnist_core train --arch simple --epochs 2"
+    assert not inside.warning  # the test set is reachable: the gallery is shown
+    assert any("test digits are wrong" in c for c in texts(inside.caption))
+
+
+def test_blank_canvas_shows_the_hint_and_no_prediction(trained_store, monkeypatch):
+    at = run_app(trained_store, monkeypatch)
+    draw = at.tabs[0]
+    assert any("Draw a digit" in i for i in texts(draw.info))
+    assert "Prediction" not in [m.label for m in draw.metric]
+
+
+def test_model_selector_lists_every_model_with_its_test_error(trained_store, tmp_path, monkeypatch):
+    store = tmp_path / "models"
+    copy_model(trained_store, "default", store, "default")
+    copy_model(trained_store, "default", store, "my-cnn")
+    at = run_app(store, monkeypatch)
+    selector = at.sidebar.selectbox(key="model")
+    assert selector.options == [
+        f"default · {card_of(store, 'default')['test_error']:.2f}% test error",
+        f"my-cnn · {card_of(store, 'my-cnn')['test_error']:.2f}% test error",
+    ]
+    selector.set_value("my-cnn").run()
+    assert not at.exception
+    assert at.tabs[1].subheader[0].value == "Model “my-cnn”"
+
+
+def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(trained_store, tmp_path, monkeypatch):
+    store = tmp_path / "models"
+    copy_model(trained_store, "default", store, "default")
+    copy_model(trained_store, "default", store, "damaged")
+    with open(store / "damaged.keras", "r+b") as f:  # one flipped byte: the checksum no longer matches
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    (store / "orphan.json").write_text((store / "default.json").read_text())  # a card without its model
+    at = run_app(store, monkeypatch)
+    warnings = " ".join(texts(at.sidebar.warning))
+    assert "**damaged** is broken" in warnings and "does not match its card (checksum differs)" in warnings
+    assert "**orphan** is broken" in warnings and "orphan.keras is missing" in warnings
+    assert at.sidebar.selectbox(key="model").value == "default"
+    assert at.tabs[1].subheader[0].value == "Model “default”"
+
+
+def test_a_default_model_that_cannot_be_loaded_falls_back_to_a_good_one(trained_store, tmp_path, monkeypatch):
+    store = tmp_path / "models"
+    copy_model(trained_store, "default", store, "good")
+    (store / "default.keras").write_bytes(b"not a keras file at all")
+    card = card_of(trained_store, "default")
+    card["keras_sha256"] = ""  # an old card without a checksum: only loading can tell the file is bad
+    (store / "default.json").write_text(json.dumps(card))
+    at = run_app(store, monkeypatch)
+    assert at.sidebar.selectbox(key="model").value == "good"
+    warnings = " ".join(texts(at.sidebar.warning))
+    assert "**default** is broken" in warnings and "cannot be loaded" in warnings
+    assert at.tabs[1].subheader[0].value == "Model “good”"
+
+
+def test_unreachable_test_set_is_said_so(trained_store, tmp_path, monkeypatch):
+    store = tmp_path / "models"
+    copy_model(trained_store, "default", store, "default")
+    card = card_of(store, "default")
+    card["test_set"]["source"] = str(tmp_path / "gone.npz")
+    (store / "default.json").write_text(json.dumps(card))
+    shutil.copy(store / "default.keras", store / "default.keras.bak")  # the card's checksum still matches
+    at = run_app(store, monkeypatch)
+    assert any("test set is not reachable" in w for w in texts(at.tabs[1].warning))
+
+
+# --- without a model -----------------------------------------------------------------------------
+
+
+def test_empty_store_explains_how_to_train_a_model(tmp_path, monkeypatch):
+    at = run_app(tmp_path / "empty", monkeypatch)
+    assert any("There is no model to recognise digits with yet" in i for i in texts(at.tabs[0].info))
+    assert any("No usable model yet" in i for i in texts(at.sidebar.info))
+    assert "Train" in [b.label for b in at.sidebar.button]
+    assert at.sidebar.text_input[0].label == "Name of the new model"
+
+
+# --- the training form ---------------------------------------------------------------------------
+
+
+def submit(at: AppTest, name: str = "", epochs: int | None = None) -> AppTest:
+    at.sidebar.text_input[0].set_value(name)
+    if epochs is not None:
+        at.sidebar.number_input[0].set_value(epochs)
+    next(b for b in at.sidebar.button if b.label == "Train").click()
+    return at.run()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("my model!", "invalid model name 'my model!': use 1-64 letters, digits, '-' or '_'"),
+        ("default", "'default' is the shipped model and cannot be replaced from the page"),
+    ],
+)
+def test_a_bad_training_request_is_refused_with_a_specific_message(trained_store, monkeypatch, name, message):
+    at = submit(run_app(trained_store, monkeypatch), name)
+    assert not at.exception
+    assert any(message in e for e in texts(at.sidebar.error))
+
+
+def test_the_epoch_field_is_bounded_by_the_library_limit(trained_store, monkeypatch):
+    from mnist_core.training import MAX_EPOCHS
+
+    field = run_app(trained_store, monkeypatch).sidebar.number_input[0]
+    assert (field.min, field.max) == (1, MAX_EPOCHS)
+
+
+@pytest.mark.slow
+def test_training_from_the_page_makes_the_new_model_active(trained_store, small_mnist, tmp_path, monkeypatch):
+    """Train, be refused a second training from another session, stop a long one: the store stays intact."""
+    store = tmp_path / "models"
+    copy_model(trained_store, "default", store, "default")
+    monkeypatch.setenv("MNIST_DATA", str(small_mnist))
+    alice = run_app(store, monkeypatch)
+    submit(alice, "tiny", epochs=1)
+    assert not alice.exception and not alice.sidebar.error
+    assert alice.sidebar.markdown[0].value.startswith("**Training `tiny`**")
+
+    bob = run_app(store, monkeypatch)
+    submit(bob, "other", epochs=1)
+    assert any("A training is already running on this server: 'tiny'" in w for w in texts(bob.sidebar.warning))
+    assert not any("Stop" == b.label for b in bob.sidebar.button)  # only its owner may stop it
+
+    wait_for(alice, lambda: alice.sidebar.success or alice.sidebar.error)
+    assert alice.sidebar.selectbox(key="model").value == "tiny"
+    assert any("Trained **tiny**" in s and "test error" in s for s in texts(alice.sidebar.success))
+    assert alice.tabs[1].subheader[0].value == "Model “tiny”"
+    assert bob.run().sidebar.selectbox(key="model").value == "default"  # the other user keeps theirs
+
+    default_before = (store / "default.keras").read_bytes()
+    submit(alice, "long", epochs=200)
+    next(b for b in alice.sidebar.button if b.label == "Stop").click()
+    wait_for(alice, lambda: alice.sidebar.info or alice.sidebar.error)
+    assert any("Training stopped" in i for i in texts(alice.sidebar.info)), (texts(alice.sidebar.info), texts(alice.sidebar.error))
+    assert not (store / "long.keras").exists()
+    assert (store / "default.keras").read_bytes() == default_before
+    assert alice.sidebar.selectbox(key="model").value == "tiny"
+
+
+def wait_for(at: AppTest, done, timeout: float = 300) -> None:
+    """Rerun the page, as its polling does, until ``done()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the page did not show the end of the training in time"
+        time.sleep(1)
+        at.run()
+        assert not at.exception, at.exception
+
+
+# --- uploads (the page calls display.check_upload; the browser test uploads a real file) ---------------
+
+
+def test_a_malformed_upload_is_refused_naming_the_file_and_the_problem(mnist, tmp_path):
+    header = ",".join(["label", *(f"pixel{i}" for i in range(784))])
+    rows = [",".join(map(str, [int(y), *x.ravel().tolist()])) for x, y in zip(mnist.x_train[:20], mnist.y_train[:20],
+                                                                               strict=True)]
+    rows[5] = rows[5].split(",", 1)[1]  # a row without its label: one field short
+    data = ("\n".join([header, *rows]) + "\n").encode()
+    with pytest.raises(DataError, match=r"^kaggle\.csv: row 7 has 784 fields, expected 785 \(too few\)$"):
+        display.check_upload("kaggle.csv", data, tmp_path)

@@ -1,0 +1,209 @@
+"""mnist_core.display: the page's pictures, charts and texts, and its check of uploaded CSVs (real MNIST)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_core import display
+from mnist_core.data import DataError
+from mnist_core.store import ModelCard, StoredModel
+from mnist_core.training import TrainingProgress
+
+PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
+
+
+def kaggle_csv(images: np.ndarray, labels: np.ndarray) -> bytes:
+    """A Kaggle Digit Recognizer train.csv of these images, as bytes."""
+    rows = [",".join(map(str, [int(label), *image.ravel().tolist()])) for image, label in zip(images, labels, strict=True)]
+    return ("\n".join([PIXEL_HEADER, *rows]) + "\n").encode()
+
+
+def card(**changes) -> ModelCard:
+    values = dict(
+        name="m", architecture="simple", parameters=592074,
+        training={"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "augment": True, "members": 1},
+        data={"source": "/data/mnist", "sha256": "ab" * 32, "n_train": 54000, "n_validation": 6000},
+        test_set={"source": "/data/mnist", "sha256": "ab" * 32, "n_test": 10000},
+        epochs_run=3, validation_error=1.25, test_error=1.07, training_seconds=125.0,
+        command="python -m mnist_core train --arch simple",
+    )
+    values.update(changes)
+    return ModelCard(**values)
+
+
+def progress(epoch: int, batch: int, epoch_end: bool = False, **changes) -> TrainingProgress:
+    values = dict(member=1, members=1, epoch=epoch, epochs=2, batch=batch, batches=10, loss=0.5, accuracy=0.9,
+                  val_loss=0.4 if epoch_end else None, val_accuracy=0.92 if epoch_end else None,
+                  images_per_second=1000.0, seconds_elapsed=3.0, seconds_left=65.0, epoch_end=epoch_end)
+    values.update(changes)
+    return TrainingProgress(**values)
+
+
+# --- pictures -------------------------------------------------------------------------------
+
+
+def test_enlarge_shows_every_pixel_as_a_block_with_a_faint_grid(mnist):
+    digit = mnist.x_test[0]
+    big = display.enlarge(digit, scale=10)
+    assert big.shape == (280, 280, 3) and big.dtype == np.uint8
+    # inside each block the pixel's value, unchanged
+    assert np.array_equal(big[5::10, 5::10, 0], digit)
+    # grid lines are close to the pixel they cross: lighter on background, darker on ink
+    assert big[0, 5, 0] == 45 and digit[0, 0] == 0
+    row, col = np.argwhere(digit == 255)[0]
+    assert big[row * 10, col * 10 + 5, 0] == 255 - 45
+
+
+def test_enlarge_without_grid_is_a_plain_nearest_neighbour_upscale(mnist):
+    digit = mnist.x_test[1]
+    big = display.enlarge(digit, scale=3, grid=False)
+    assert np.array_equal(big[..., 0], np.kron(digit, np.ones((3, 3), np.uint8)))
+
+
+def test_thumbnail_fits_any_step_into_a_square_keeping_the_aspect_ratio():
+    tall = np.full((200, 100), 255, np.uint8)
+    tile = display.thumbnail(tall, 56)
+    assert tile.shape == (56, 56)
+    assert tile[:, 14:42].min() == 255 and tile[:, :14].max() == 0 and tile[:, 42:].max() == 0
+    small = np.eye(20, dtype=np.uint8) * 255
+    assert np.array_equal(display.thumbnail(small, 60), np.kron(small, np.ones((3, 3), np.uint8)))  # crisp blocks
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+
+def test_probability_frame_marks_the_top_class():
+    p = np.array([0.01, 0.02, 0.7, 0.2, 0.07, 0, 0, 0, 0, 0])
+    frame = display.probability_frame(p)
+    assert list(frame["digit"]) == [str(d) for d in range(10)]
+    assert frame["top"].sum() == 1 and frame.loc[frame["top"], "digit"].item() == "2"
+    assert display.probability_frame(np.zeros(10))["top"].sum() == 0  # nothing drawn: nothing highlighted
+    spec = display.probability_chart(p).to_dict()
+    assert spec["mark"]["type"] == "bar"
+
+
+def test_runner_up():
+    assert display.runner_up([0.1, 0.6, 0.3, 0, 0, 0, 0, 0, 0, 0]) == (2, pytest.approx(0.3))
+
+
+def test_history_frame_in_long_form():
+    history = {"loss": [0.5, 0.3], "accuracy": [0.8, 0.9], "val_loss": [0.4, 0.35], "val_accuracy": [0.85, 0.88],
+               "learning_rate": [0.001, 0.001]}
+    frame = display.history_frame(history)
+    assert len(frame) == 8
+    assert set(frame["metric"]) == {"loss", "accuracy"} and set(frame["split"]) == {"training", "validation"}
+    row = frame[(frame.metric == "accuracy") & (frame.split == "validation") & (frame.epoch == 2)]
+    assert row["value"].item() == pytest.approx(0.88)
+    for metric in ("loss", "accuracy"):
+        assert display.curve_chart(frame, metric).to_dict()["mark"]["type"] == "line"
+
+
+def test_live_frame_places_batches_between_epochs_and_adds_validation_at_epoch_ends():
+    frame = display.live_frame([progress(1, 5), progress(1, 10, epoch_end=True), progress(2, 5)])
+    training_loss = frame[(frame.metric == "loss") & (frame.split == "training")]
+    assert list(training_loss["epoch"]) == [0.5, 1.0, 1.5]
+    validation = frame[frame.split == "validation"]
+    assert list(validation["epoch"]) == [1.0, 1.0] and set(validation["metric"]) == {"loss", "accuracy"}
+
+
+def test_confusion_frame_separates_mistakes_from_correct_answers():
+    confusion = np.diag([50] * 10)
+    confusion[3, 5] = 7
+    confusion[8, 1] = 2
+    frame = display.confusion_frame(confusion)
+    assert len(frame) == 100 and frame["count"].sum() == 509
+    assert frame["errors"].sum() == 9
+    cell = frame[(frame.true == "3") & (frame.predicted == "5")]
+    assert cell["errors"].item() == 7 and bool(cell["dark"].item())
+    assert not frame[(frame.true == "8") & (frame.predicted == "1")]["dark"].item()
+    spec = display.confusion_chart(confusion.tolist()).to_dict()
+    assert len(spec["layer"]) == 3
+
+
+def test_per_class_chart_has_ten_bars():
+    spec = display.per_class_chart([1.0] * 10).to_dict()
+    assert len(next(iter(spec["datasets"].values()))) == 10
+
+
+# --- texts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0 s"), (42.4, "42 s"), (185, "3 min 05 s"), (3725, "1 h 02 min")])
+def test_format_duration(seconds, text):
+    assert display.format_duration(seconds) == text
+
+
+def test_progress_text():
+    assert display.progress_text(progress(2, 7)) == "Epoch 2/2 · batch 7/10 · 1 min 05 s left"
+    assert display.progress_text(progress(1, 3, member=2, members=3)).startswith("Network 2/3 · Epoch 1/2")
+
+
+def test_model_label_shows_the_measured_test_error_or_that_it_is_broken():
+    assert display.model_label(StoredModel("m", card())) == "m · 1.07% test error"
+    assert display.model_label(StoredModel("m", card(test_error=None))) == "m · test error not measured"
+    assert display.model_label(StoredModel("x", None, "x.keras is missing")) == "x · broken"
+
+
+def test_card_facts_describe_the_model():
+    facts = display.card_facts(card())
+    assert facts["Test error"] == "1.07% on mnist (10,000 images)"
+    assert facts["Parameters"] == "592,074"
+    assert "augmentation on" in facts["Training"]
+    assert facts["Data checksum"] == "sha256 " + "ab" * 32
+    assert facts["Training time"] == "2 min 05 s"
+
+
+def test_test_set_path_understands_keras_download_sources():
+    keras_card = card(test_set={"source": "keras.datasets.mnist (/root/.keras/datasets/mnist.npz)", "n_test": 10000})
+    assert display.test_set_path(keras_card) == "/root/.keras/datasets/mnist.npz"
+    assert display.test_set_name(keras_card) == "keras.datasets.mnist (10,000 images)"
+    assert display.test_set_path(card()) == "/data/mnist"
+    assert display.test_set_path(card(test_set={})) is None
+
+
+def test_sentence_capitalises_only_the_first_letter():
+    assert display.sentence("a training is running: 'My-Model'") == "A training is running: 'My-Model'"
+
+
+def test_folder_fingerprint_changes_when_a_file_does(tmp_path):
+    assert display.folder_fingerprint(tmp_path / "missing") == ()
+    (tmp_path / "a.json").write_text("{}")
+    before = display.folder_fingerprint(tmp_path)
+    (tmp_path / "a.json").write_text('{"x": 1}')
+    assert display.folder_fingerprint(tmp_path) != before
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+def test_check_upload_keeps_a_valid_csv_and_loads_it(mnist, tmp_path):
+    data = kaggle_csv(mnist.x_train[:60], mnist.y_train[:60])
+    path, loaded = display.check_upload("train.csv", data, tmp_path / "uploads")
+    assert path.parent == tmp_path / "uploads" and path.read_bytes() == data
+    assert len(loaded.x_train) == 50 and len(loaded.x_test) == 10
+    assert np.array_equal(loaded.x_train, mnist.x_train[:50])
+    again, _ = display.check_upload("copy.csv", data, tmp_path / "uploads")
+    assert again == path  # stored by content: the same file once
+
+
+def test_check_upload_names_the_uploaded_file_and_the_problem(mnist, tmp_path):
+    labels = mnist.y_train[:30].copy()
+    data = kaggle_csv(mnist.x_train[:30], labels).replace(b"\n" + str(labels[2]).encode() + b",", b"\n12,", 1)
+    with pytest.raises(DataError, match=r"^my digits\.csv: row 4, column 'label': 12 is not a digit 0-9$"):
+        display.check_upload("my digits.csv", data, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # a bad file is not kept
+
+
+def test_check_upload_reports_a_wrong_header(mnist, tmp_path):
+    data = kaggle_csv(mnist.x_train[:5], mnist.y_train[:5]).replace(b",pixel783", b"", 1)
+    with pytest.raises(DataError, match=r"^bad\.csv: header has 784 columns, expected 785"):
+        display.check_upload("bad.csv", data, tmp_path)
+
+
+def test_check_upload_refuses_large_or_non_csv_files_before_reading_them(tmp_path):
+    with pytest.raises(DataError, match=r"big\.csv: 2 MB is over the 1 MB upload limit"):
+        display.check_upload("big.csv", b"x" * (2 * 1024 * 1024), tmp_path, limit_mb=1)
+    with pytest.raises(DataError, match=r"digits\.txt: not a \.csv file"):
+        display.check_upload("digits.txt", b"label\n", tmp_path)
+    assert list(tmp_path.iterdir()) == []
