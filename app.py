@@ -175,7 +175,8 @@ def show_prediction(prediction: Prediction | None) -> None:
             digit, p = display.runner_up(prediction.probabilities)
             st.warning(f"**Not sure.** It could also be a **{digit}** ({p:.0%}). Try writing it larger or clearer.")
     with picture:
-        st.image(display.enlarge(prediction.image, 7), caption="The 28×28 image the model sees")
+        st.image(display.enlarge(prediction.image, 7), caption="The 28×28 image the model sees",
+                 alt=f"The 28×28 image the model sees, read as {prediction.digit}")
     st.altair_chart(display.probability_chart(prediction.probabilities), width="stretch")
 
 

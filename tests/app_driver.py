@@ -1,0 +1,238 @@
+"""Drive the page in headless Chromium: start the server, draw real pen strokes, read the prediction.
+
+Shared by ``tests/test_browser.py`` and ``benchmarks/bench_browser.py``. Chromium is
+Debian's (``/usr/bin/chromium``), launched with the flags ``../shared/README.md`` gives.
+
+Timing is read in the page itself: a script records the time of every ``mouseup`` and
+of every change of the shown prediction (the "Prediction" metric or the 28x28 image
+beside it), so a latency is "mouse released" to "new prediction on screen", as a user
+sees it, without the cost of Playwright's round trips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mnist_core.handwriting import PenDigit, canvas_points
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+CANVAS = "canvas.upper-canvas"  # fabric.js's top canvas, which takes the mouse
+CANVAS_SIZE = 300  # app.CANVAS_SIZE
+PEN_WIDTH = 20  # the page's default
+HINT = "Draw a digit"
+RESULTS = ROOT / "benchmarks" / "results" / "browser.json"
+
+LATENCY_RECORDER = """
+(() => {
+  const lat = window.__lat = {lastUp: 0, updates: [], key: ""};
+  window.addEventListener("mouseup", () => { lat.lastUp = performance.now(); }, true);
+  const shown = () => {
+    for (const metric of document.querySelectorAll('[data-testid="stMetric"]')) {
+      const label = metric.querySelector('[data-testid="stMetricLabel"]');
+      if (label && label.textContent.trim() === "Prediction") {
+        const value = metric.querySelector('[data-testid="stMetricValue"]');
+        const image = document.querySelector('img[alt^="The 28×28 image the model sees"]');
+        return [value ? value.textContent.trim() : "", image ? image.src : ""];
+      }
+    }
+    return ["", ""];
+  };
+  new MutationObserver(() => {
+    const [text, src] = shown();
+    const key = text + "|" + src;
+    if (key !== lat.key) {
+      lat.key = key;
+      if (text) lat.updates.push({t: performance.now(), text});
+    }
+  }).observe(document.documentElement, {subtree: true, childList: true, attributes: true, characterData: true});
+})();
+"""
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A ``streamlit run app.py`` process, its address, and when it was started."""
+
+    process: subprocess.Popen
+    url: str
+    started: float  # time.perf_counter() at launch
+    log: Path
+    health_seconds: float = 0.0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(models_dir: Path, log: Path, data: Path | None = None, port: int | None = None,
+                 timeout: float = 120) -> Server:
+    """Start the page on a free port with ``MNIST_MODELS_DIR`` (and ``MNIST_DATA``); wait until it is healthy."""
+    port = port or free_port()
+    env = dict(os.environ, MNIST_MODELS_DIR=str(models_dir), PYTHONUNBUFFERED="1")
+    if data is not None:
+        env["MNIST_DATA"] = str(data)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1"]
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", started, log)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"the server was not healthy within {timeout} s; see {log}")
+        time.sleep(0.05)
+    server.health_seconds = time.perf_counter() - started
+    return server
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def open_page(browser, url: str, timeout: float = 120):
+    """A new page (in a new browser context: a separate user) showing the app, ready to draw."""
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = context.new_page()
+    page.add_init_script(LATENCY_RECORDER)
+    page.goto(url)
+    page.locator(CANVAS).wait_for(state="visible", timeout=timeout * 1000)
+    page.get_by_text(HINT).wait_for(state="visible", timeout=timeout * 1000)
+    return page
+
+
+def startup_times(server: Server, browser, timeout: float = 120) -> dict:
+    """Open the page once, just after the server started: seconds from launch to health, canvas and model."""
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = context.new_page()
+    page.goto(server.url)
+    page.locator(CANVAS).wait_for(state="visible", timeout=timeout * 1000)
+    canvas = time.perf_counter() - server.started
+    page.get_by_text(HINT).wait_for(state="visible", timeout=timeout * 1000)  # shown once the model is loaded
+    ready = time.perf_counter() - server.started
+    context.close()
+    return {"health_s": round(server.health_seconds, 2), "canvas_visible_s": round(canvas, 2),
+            "model_ready_s": round(ready, 2)}
+
+
+def draw(page, strokes: list[np.ndarray]) -> None:
+    """Draw ``strokes`` (canvas pixel coordinates) with the mouse: down, moves, up for each."""
+    box = page.locator(CANVAS).bounding_box()
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+        page.mouse.up()
+
+
+def draw_digit(page, digit: PenDigit) -> None:
+    draw(page, canvas_points(digit, canvas_size=CANVAS_SIZE, stroke_width=PEN_WIDTH))
+
+
+def clear(page, timeout: float = 30) -> None:
+    """Clear the canvas with its toolbar's bin, then wait for the hint."""
+    page.get_by_role("button", name="Reset canvas & history").click()
+    page.get_by_text(HINT).wait_for(state="visible", timeout=timeout * 1000)
+
+
+def read_prediction(page, timeout: float = 30) -> tuple[str, float]:
+    """The prediction shown after the last mouse-up, and how long (ms) after it it appeared."""
+    page.wait_for_function(
+        "() => window.__lat.updates.some(u => u.t > window.__lat.lastUp)", timeout=timeout * 1000, polling=20
+    )
+    update = page.evaluate(
+        "() => { const l = window.__lat; const u = l.updates.find(u => u.t > l.lastUp);"
+        " return {text: u.text, ms: u.t - l.lastUp}; }"
+    )
+    return update["text"], float(update["ms"])
+
+
+def choose_digits(digits: list[PenDigit], per_class: int) -> list[PenDigit]:
+    """``per_class`` digits of each class, spread over the file (so over its writers), in class order."""
+    chosen = []
+    for label in range(10):
+        of_class = [d for d in digits if d.label == label]
+        step = len(of_class) // per_class
+        chosen += [of_class[i * step] for i in range(per_class)]
+    return chosen
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurements:
+    """What a run measured: startup times, and per drawn digit its label, the prediction and the latency."""
+
+    startup: dict = field(default_factory=dict)
+    drawn: list[tuple[int, str, float]] = field(default_factory=list)
+
+    def latency_summary(self) -> dict:
+        ms = [m for _, _, m in self.drawn]
+        if not ms:
+            return {}
+        return {"n": len(ms), "median_ms": round(statistics.median(ms), 1),
+                "p95_ms": round(float(np.percentile(ms, 95)), 1), "max_ms": round(max(ms), 1)}
+
+    def accuracy(self) -> float:
+        return sum(str(label) == text for label, text, _ in self.drawn) / max(len(self.drawn), 1)
+
+    def write(self, path: Path, source: str, model: dict) -> dict:
+        result = {
+            "source": source,
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": model,
+            "machine": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)},
+            "startup": self.startup,
+            "stroke_to_prediction": self.latency_summary(),
+            "drawn_correct": f"{sum(str(a) == b for a, b, _ in self.drawn)}/{len(self.drawn)}",
+            "note": "latency is mouse-up to the new prediction on screen, in the page's clock; it includes "
+                    "the canvas component's 200 ms wait for more strokes before it sends a drawing",
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        return result
