@@ -60,7 +60,7 @@ LATENCY_RECORDER = """
       lat.key = key;
       if (text) lat.updates.push({t: performance.now(), text});
     }
-  }).observe(document.documentElement, {subtree: true, childList: true, attributes: true, characterData: true});
+  }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 })();
 """
 

@@ -15,7 +15,7 @@ PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
 
 def kaggle_csv(images: np.ndarray, labels: np.ndarray) -> bytes:
     """A Kaggle Digit Recognizer train.csv of these images, as bytes."""
-    rows = [",".join(map(str, [int(label), *image.ravel().tolist()])) for image, label in zip(images, labels, strict=True)]
+    rows = [",".join(map(str, [int(y), *x.ravel().tolist()])) for x, y in zip(images, labels, strict=True)]
     return ("\n".join([PIXEL_HEADER, *rows]) + "\n").encode()
 
 

@@ -1,0 +1,192 @@
+"""The real page in headless Chromium: drawing real pen strokes, training, uploading, two users at once.
+
+One server for the module (``streamlit run app.py``), with a model store holding a
+real trained model: a copy of the shipped ``models/default`` if there is one, else
+the simple CNN trained here for 3 epochs on 12,000 real MNIST images. The server's
+``MNIST_DATA`` is a small real slice of MNIST, so that training from the sidebar is quick.
+
+Also measures, and writes to ``benchmarks/results/browser.json``, the time from
+starting the server to a usable page and from releasing the mouse to the new prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+import app_driver as driver  # noqa: E402  (tests/app_driver.py)
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from mnist_core.handwriting import load_pendigits  # noqa: E402
+from mnist_core.store import ModelStore  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DIGITS_PER_CLASS = 2
+MIN_ACCURACY = 0.7  # the model trained here is weaker than the shipped default
+SIDEBAR = '[data-testid="stSidebar"]'
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(driver.CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {driver.CHROMIUM} (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        browser = driver.launch(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def pen_digits(handwriting_dir):
+    return load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")
+
+
+@pytest.fixture(scope="module")
+def app_data(mnist, tmp_path_factory) -> Path:
+    """The server's MNIST_DATA: 2,000 real training and 500 real test images (a quick training)."""
+    path = tmp_path_factory.mktemp("app-data") / "mnist-2k.npz"
+    np.savez(path, x_train=mnist.x_train[20000:22000], y_train=mnist.y_train[20000:22000],
+             x_test=mnist.x_test[5000:5500], y_test=mnist.y_test[5000:5500])
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_store(mnist, tmp_path_factory) -> Path:
+    """A store holding ``default``: the shipped model if it is there and sound, else one trained now."""
+    store = tmp_path_factory.mktemp("browser-models")
+    shipped = ModelStore(driver.ROOT / "models")
+    if shipped.inspect("default").ok:
+        for suffix in (".keras", ".json"):
+            shutil.copy(shipped.directory / f"default{suffix}", store / f"default{suffix}")
+        return store
+    data = tmp_path_factory.mktemp("model-data") / "mnist-12k.npz"
+    np.savez(data, x_train=mnist.x_train[:12000], y_train=mnist.y_train[:12000],
+             x_test=mnist.x_test[:2000], y_test=mnist.y_test[:2000])
+    subprocess.run([sys.executable, "-m", "mnist_core", "--models-dir", str(store), "train", "--arch", "simple",
+                    "--epochs", "3", "--data", str(data), "--name", "default"],
+                   cwd=driver.ROOT, check=True, capture_output=True, text=True)
+    return store
+
+
+@pytest.fixture(scope="module")
+def measurements():
+    return driver.Measurements()
+
+
+@pytest.fixture(scope="module")
+def server(model_store, app_data, chromium, measurements, tmp_path_factory):
+    """The app, started now; its startup is measured with the first page that opens it."""
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    server = driver.start_server(model_store, log, data=app_data)
+    try:
+        measurements.startup = driver.startup_times(server, chromium)
+        yield server
+    finally:
+        server.stop()
+    if measurements.drawn:
+        card = json.loads((model_store / "default.json").read_text())
+        model = {"name": "default", "architecture": card["architecture"], "test_error": card["test_error"],
+                 "n_test": card["test_set"].get("n_test")}
+        result = measurements.write(driver.RESULTS, "tests/test_browser.py", model)
+        print("\nbrowser measurements:", json.dumps(result, indent=1))
+
+
+@pytest.fixture
+def page(server, chromium):
+    page = driver.open_page(chromium, server.url)
+    yield page
+    page.context.close()
+
+
+def sidebar_button(page, label: str):
+    return page.locator(f"{SIDEBAR} button", has_text=label).first
+
+
+def active_model(page) -> str:
+    return page.locator(f'{SIDEBAR} [data-testid="stSelectbox"]').first.inner_text()
+
+
+# --- drawing -----------------------------------------------------------------------------------------
+
+
+def test_drawn_digits_are_recognised_as_they_are_drawn(page, pen_digits, measurements):
+    """Real pen strokes of every class, replayed with the mouse; the canvas cleared between digits."""
+    expect(page.get_by_text(driver.HINT)).to_be_visible()
+    for digit in driver.choose_digits(pen_digits, DIGITS_PER_CLASS):
+        driver.draw_digit(page, digit)
+        text, ms = driver.read_prediction(page)
+        measurements.drawn.append((digit.label, text, ms))
+        expect(page.get_by_text(driver.HINT)).to_be_hidden()
+        driver.clear(page)
+        expect(page.get_by_test_id("stMetricLabel").filter(has_text="Prediction")).to_have_count(0)
+    print("\nstartup:", measurements.startup, "\nstroke to prediction:", measurements.latency_summary(),
+          "\ndrawn (label, shown, ms):", [(a, b, round(c)) for a, b, c in measurements.drawn])
+    assert measurements.accuracy() >= MIN_ACCURACY, measurements.drawn
+
+
+def test_the_page_shows_what_the_model_sees(page, pen_digits):
+    driver.draw_digit(page, driver.choose_digits(pen_digits, 1)[3])
+    driver.read_prediction(page)
+    expect(page.get_by_text("What the model sees")).to_be_visible()
+    for step in ("ink", "cropped", "fitted 20x20", "centred 28x28"):
+        expect(page.get_by_test_id("stImageCaption").filter(has_text=step)).to_be_visible()
+    expect(page.locator('img[alt^="The 28×28 image the model sees, read as"]')).to_be_visible()
+    expect(page.get_by_role("graphics-document").first).to_be_visible()  # the probabilities' bar chart
+
+
+# --- training and uploading from the sidebar ------------------------------------------------------------------
+
+
+def test_training_in_one_session_while_another_draws(server, chromium, pen_digits):
+    """Alice trains a tiny model; meanwhile Bob is told a training runs, and still draws and gets predictions."""
+    alice = driver.open_page(chromium, server.url)
+    bob = driver.open_page(chromium, server.url)
+    try:
+        alice.get_by_label("Name of the new model").fill("tiny-browser")
+        alice.get_by_label("Epochs").fill("3")
+        sidebar_button(alice, "Train").click()
+        expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_be_visible(timeout=30_000)
+        expect(alice.get_by_text(re.compile(r"Epoch \d/3 · batch \d+/\d+ · .* left"))).to_be_visible(timeout=60_000)
+
+        bob.get_by_label("Name of the new model").fill("bobs-model")
+        sidebar_button(bob, "Train").click()
+        expect(bob.get_by_text("A training is already running on this server: 'tiny-browser'")).to_be_visible()
+        digit = driver.choose_digits(pen_digits, 1)[7]
+        driver.draw_digit(bob, digit)
+        text, _ = driver.read_prediction(bob)
+        assert text.isdigit()
+        expect(alice.get_by_text(re.compile(r"^Trained tiny-browser"))).to_have_count(0)  # still training
+
+        expect(alice.get_by_text(re.compile(r"^Trained tiny-browser in .*: test error [\d.]+% on mnist-2k.npz "
+                                            r"\(500 images\)"))).to_be_visible(timeout=300_000)
+        expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_have_count(0)
+        assert re.fullmatch(r"tiny-browser · [\d.]+% test error", active_model(alice).strip())
+        alice.get_by_role("tab", name="Look inside").click()
+        expect(alice.get_by_text("Model “tiny-browser”")).to_be_visible()
+        assert active_model(bob).startswith("default")  # Bob's choice is his own
+    finally:
+        alice.context.close()
+        bob.context.close()
+
+
+def test_a_malformed_csv_upload_is_refused_with_the_problem(page, mnist, tmp_path):
+    header = ",".join(["label", *(f"pixel{i}" for i in range(784))])
+    rows = [",".join(map(str, [int(y), *x.ravel().tolist()])) for x, y in zip(mnist.x_train[:50], mnist.y_train[:50],
+                                                                               strict=True)]
+    rows[2] = "12" + rows[2][1:]  # a label that is not a digit, on the file's 4th line
+    path = tmp_path / "bad-labels.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    page.locator(f'{SIDEBAR} input[type="file"]').set_input_files(path)
+    expect(page.get_by_text("bad-labels.csv", exact=True)).to_be_visible()
+    sidebar_button(page, "Train").click()
+    expect(page.get_by_text("bad-labels.csv: row 4, column 'label': 12 is not a digit 0-9")).to_be_visible()
+    expect(page.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_have_count(0)

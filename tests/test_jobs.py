@@ -1,0 +1,131 @@
+"""The training runner: one run per server in a child process; stop, crash and kill leave models intact."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from mnist_core.jobs import TrainingBusy, TrainingRunner
+from mnist_core.predictor import Predictor
+from mnist_core.store import ModelStore
+from mnist_core.training import TrainingSettings
+
+pytestmark = pytest.mark.slow
+
+LONG = TrainingSettings("simple", epochs=200, batch_size=32)
+SHORT = TrainingSettings("baseline", epochs=1, batch_size=64)
+
+
+@pytest.fixture
+def store(trained_store, tmp_path):
+    """A store whose active model 'default' is a real trained model."""
+    model, card = trained_store.load("small")
+    card.name = "default"
+    store = ModelStore(tmp_path)
+    store.save(model, card)
+    return store
+
+
+def assert_default_intact(store: ModelStore, before: bytes, pen_canvas) -> None:
+    assert (store.directory / "default.keras").read_bytes() == before
+    assert [m.name for m in store.list() if m.ok] == ["default"]  # nothing half-written is listed
+    assert Predictor.load("default", store).predict(pen_canvas).digit is not None
+
+
+@pytest.fixture(scope="module")
+def pen_canvas(handwriting_dir):
+    from mnist_core.handwriting import load_pendigits, render_pen_digit
+
+    return render_pen_digit(load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")[0])
+
+
+def wait_for(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_trains_reports_progress_and_saves(store, small_mnist_npz):
+    runner = TrainingRunner(store)
+    runner.start(SHORT, "fresh", small_mnist_npz, owner="session-1")
+    status = runner.wait(300)
+    assert status.state == "done", status.error
+    assert status.owner == "session-1" and status.card.name == "fresh"
+    assert [p.epoch for p in status.epochs] == [1] and status.progress.fraction_done == 1.0
+    assert store.inspect("fresh").ok and store.inspect("fresh").card.test_error == status.card.test_error
+
+
+def test_a_second_run_is_told_what_is_running(store, small_mnist_npz):
+    runner = TrainingRunner(store)
+    runner.start(LONG, "first", small_mnist_npz)
+    try:
+        wait_for(lambda: runner.status().progress is not None)
+        with pytest.raises(TrainingBusy, match=r"already running on this server: 'first' \(simple, 200 epochs"):
+            runner.start(SHORT, "second", small_mnist_npz)
+    finally:
+        runner.stop()
+        runner.wait(120)
+
+
+def test_stop_cancels_cleanly_and_keeps_the_previous_model(store, small_mnist_npz, pen_canvas):
+    before = (store.directory / "default.keras").read_bytes()
+    runner = TrainingRunner(store)
+    runner.start(LONG, "default", small_mnist_npz)
+    wait_for(lambda: runner.status().progress is not None)
+    assert runner.stop()
+    status = runner.wait(120)
+    assert status.state == "cancelled" and "previous models are unchanged" in status.error
+    assert_default_intact(store, before, pen_canvas)
+
+
+def test_bad_data_fails_with_the_datas_own_message(store, tmp_path, pen_canvas):
+    before = (store.directory / "default.keras").read_bytes()
+    bad = tmp_path / "train.csv"
+    bad.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + "12," + ",".join(["0"] * 784) + "\n")
+    runner = TrainingRunner(store)
+    runner.start(SHORT, "default", bad)
+    status = runner.wait(120)
+    assert status.state == "failed" and "train.csv: row 2, column 'label': 12 is not a digit 0-9" in status.error
+    assert_default_intact(store, before, pen_canvas)
+
+
+def test_sigkill_mid_epoch_loses_nothing_and_the_next_run_works(store, small_mnist_npz, pen_canvas):
+    before = (store.directory / "default.keras").read_bytes()
+    runner = TrainingRunner(store)
+    runner.start(LONG, "default", small_mnist_npz)
+    wait_for(lambda: runner.status().progress is not None and runner.status().progress.batch > 5)
+    os.kill(runner._job.process.pid, signal.SIGKILL)
+    status = runner.wait(60)
+    assert status.state == "failed" and "status -9" in status.error
+    assert_default_intact(store, before, pen_canvas)
+    runner.start(SHORT, "after-kill", small_mnist_npz)
+    assert runner.wait(300).state == "done"
+    assert store.inspect("after-kill").ok
+
+
+def test_sigkill_while_saving_loses_nothing(store, small_mnist_npz, pen_canvas):
+    """Kill the training process the moment its temporary model file appears in the store."""
+    before = (store.directory / "default.keras").read_bytes()
+    runner = TrainingRunner(store)
+    runner.start(TrainingSettings("large", epochs=1, batch_size=64, members=2), "default", small_mnist_npz)
+    wait_for(lambda: any(store.directory.glob(".tmp-*")), timeout=300)
+    os.kill(runner._job.process.pid, signal.SIGKILL)
+    assert runner.wait(60).state == "failed"
+    assert_default_intact(store, before, pen_canvas)
+    store.remove_stale_temporaries()
+    assert sorted(p.name for p in store.directory.iterdir()) == ["default.json", "default.keras"]
+
+
+def test_training_runs_at_lower_priority(store, small_mnist_npz):
+    runner = TrainingRunner(store)
+    runner.start(LONG, "niced", small_mnist_npz)
+    try:
+        wait_for(lambda: runner.status().progress is not None)
+        assert os.getpriority(os.PRIO_PROCESS, runner._job.process.pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10
+    finally:
+        runner.stop()
+        runner.wait(120)
+    assert np.isfinite(runner.status().finished)
