@@ -150,7 +150,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not an image file Pillow can read (use PNG, JPEG, BMP, GIF or WebP)") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: image is too large to decode safely ({exc})") from exc
+        raise ImageError(
+            f"{path}: image is far larger than the {max_pixels:,} pixels accepted ({exc}); shrink or crop it first"
+        ) from exc
     except (OSError, SyntaxError) as exc:
         raise ImageError(f"{path}: corrupt or truncated image ({exc})") from exc
 

@@ -140,7 +140,7 @@ def test_the_page_shows_what_the_model_sees(page, pen_digits):
     for step in ("ink", "cropped", "fitted 20x20", "centred 28x28"):
         expect(page.get_by_test_id("stImageCaption").filter(has_text=step)).to_be_visible()
     expect(page.locator('img[alt^="The 28×28 image the model sees, read as"]')).to_be_visible()
-    expect(page.get_by_role("graphics-document").first).to_be_visible()  # the probabilities' bar chart
+    expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()  # the probabilities
 
 
 # --- training and uploading from the sidebar ------------------------------------------------------------------

@@ -106,6 +106,23 @@ def test_predict_reports_unreadable_files_and_carries_on(trained_store, pen_draw
     assert json.loads(result.stdout)["path"] == str(pen_drawings[0])
 
 
+def test_predict_refuses_a_huge_image_without_decoding_it(trained_store, tmp_path):
+    from test_preprocessing import png_bytes
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_bytes(20_000, 20_000))  # 400 megapixels in a few hundred kilobytes
+    result = cli("predict", "--model", "small", str(huge), models=trained_store.directory)
+    assert result.returncode == 1
+    assert "huge.png: image is far larger than the 50,000,000 pixels accepted" in error_line(result)
+
+
+def test_predict_refuses_an_empty_file(trained_store, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    result = cli("predict", "--model", "small", str(empty), models=trained_store.directory)
+    assert result.returncode == 1 and "empty.png" in error_line(result) and "empty" in error_line(result)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

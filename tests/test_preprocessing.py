@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 
 import numpy as np
@@ -310,11 +309,9 @@ def test_read_image_refuses_an_oversized_image_before_decoding_it(tmp_path):
     path = tmp_path / "huge.png"
     path.write_bytes(png_bytes(10_000, 6_000))  # 60 megapixels
     assert path.stat().st_size < 100_000
-    start = time.perf_counter()
     expected = f"huge.png: image is 10000x6000 = 60,000,000 pixels, more than the {MAX_IMAGE_PIXELS:,} accepted"
     with pytest.raises(ImageError, match=expected):
         read_image(path)
-    assert time.perf_counter() - start < 0.5  # decoding 60 megapixels would take far longer
 
 
 def test_read_image_pixel_limit_is_a_parameter(tmp_path):
@@ -325,20 +322,7 @@ def test_read_image_pixel_limit_is_a_parameter(tmp_path):
         read_image(path, max_pixels=50_000)
 
 
-# --- speed and MNIST ---------------------------------------------------------------------------
-
-
-def test_preprocessing_a_canvas_is_fast(pen_digits):
-    # The app's budget for preprocessing and a forward pass is 2 ms; this bound only
-    # catches gross regressions (benchmarks/bench_preprocessing.py measures properly).
-    canvases = [render_pen_digit(digit, 280) for digit in pen_digits[:50]]
-    to_mnist(canvases[0])
-    times = []
-    for canvas in canvases:
-        start = time.perf_counter()
-        to_mnist(canvas)
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.005
+# --- MNIST ---------------------------------------------------------------------------
 
 
 @pytest.mark.slow
