@@ -130,8 +130,6 @@ def model_selector() -> None:
 @st.fragment
 def draw() -> None:
     """The canvas and what the model makes of it; reruns on its own at every stroke."""
-    import time, sys
-    _t0 = time.perf_counter()
     left, right = st.columns([5, 6], gap="large")
     with left:
         canvas_area = st.container()
@@ -146,27 +144,21 @@ def draw() -> None:
             width=CANVAS_SIZE, height=CANVAS_SIZE,
             update_streamlit=True, return_image_data=True, key="canvas",
         )
-    _t1 = time.perf_counter()
     predictor = active_predictor()
-    _t2 = time.perf_counter()
     if predictor is None:
         with right:
             no_model_help()
         return
     prediction = predictor.predict(canvas.image_data) if canvas.image_data is not None else None
     drawn = prediction is not None and prediction.digit is not None
-    _t3 = time.perf_counter()
     with left:
         if drawn:
             st.caption("**What the model sees**, step by step")
             steps = prediction.steps
             for column, (step, image) in zip(st.columns(len(steps)), steps.items(), strict=True):
                 column.image(display.thumbnail(image, 56), caption=step, width=56)
-    _t4 = time.perf_counter()
     with right:
         show_prediction(prediction if drawn else None)
-    _t5 = time.perf_counter()
-    print(f"TIMING canvas {1000*(_t1-_t0):.1f} model {1000*(_t2-_t1):.1f} predict {1000*(_t3-_t2):.1f} steps {1000*(_t4-_t3):.1f} result {1000*(_t5-_t4):.1f}", file=sys.stderr, flush=True)
 
 
 def show_prediction(prediction: Prediction | None) -> None:

@@ -36,6 +36,9 @@ CANVAS = "canvas.upper-canvas"  # fabric.js's top canvas, which takes the mouse
 CANVAS_SIZE = 300  # app.CANVAS_SIZE
 PEN_WIDTH = 20  # the page's default
 HINT = "Draw a digit"
+# streamlit-drawable-canvas 0.13 sends a drawing 200 ms after the last mouse-up (if no new stroke ends
+# meanwhile): a prediction shown sooner after the last mouse-up is that of an earlier, unfinished drawing.
+SEND_DELAY_MS = 200
 RESULTS = ROOT / "benchmarks" / "results" / "browser.json"
 
 LATENCY_RECORDER = """
@@ -180,13 +183,11 @@ def clear(page, timeout: float = 30) -> None:
 
 
 def read_prediction(page, timeout: float = 30) -> tuple[str, float]:
-    """The prediction shown after the last mouse-up, and how long (ms) after it it appeared."""
-    page.wait_for_function(
-        "() => window.__lat.updates.some(u => u.t > window.__lat.lastUp)", timeout=timeout * 1000, polling=20
-    )
+    """The prediction of the whole drawing, and how long (ms) after the last mouse-up it appeared."""
+    after = f"u => u.t > window.__lat.lastUp + {SEND_DELAY_MS - 5}"
+    page.wait_for_function(f"() => window.__lat.updates.some({after})", timeout=timeout * 1000, polling=20)
     update = page.evaluate(
-        "() => { const l = window.__lat; const u = l.updates.find(u => u.t > l.lastUp);"
-        " return {text: u.text, ms: u.t - l.lastUp}; }"
+        f"() => {{ const u = window.__lat.updates.find({after}); return {{text: u.text, ms: u.t - window.__lat.lastUp}}; }}"
     )
     return update["text"], float(update["ms"])
 
