@@ -187,7 +187,8 @@ def read_prediction(page, timeout: float = 30) -> tuple[str, float]:
     after = f"u => u.t > window.__lat.lastUp + {SEND_DELAY_MS - 5}"
     page.wait_for_function(f"() => window.__lat.updates.some({after})", timeout=timeout * 1000, polling=20)
     update = page.evaluate(
-        f"() => {{ const u = window.__lat.updates.find({after}); return {{text: u.text, ms: u.t - window.__lat.lastUp}}; }}"
+        f"() => {{ const u = window.__lat.updates.find({after});"
+        " return {text: u.text, ms: u.t - window.__lat.lastUp}; }"
     )
     return update["text"], float(update["ms"])
 

@@ -767,3 +767,26 @@ def test_csv_too_few_rows_for_a_split(tmp_path, mnist):
         load_mnist(path)
     with raises(path, "too few for the tutorial's train/validation/test split"):
         load_mnist(path, csv_split="tutorial")
+
+
+MEASURE_CSV_MEMORY = """
+import resource, sys
+import numpy as np, pandas
+from mnist_core.data import load_kaggle_csv
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+x, y = load_kaggle_csv(sys.argv[1])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(x), (after - before) * 1024)
+"""
+
+
+@pytest.mark.slow
+def test_a_large_valid_csv_is_read_within_the_documented_memory_bound(tmp_path, mnist):
+    """Kaggle's full train.csv size (42,000 rows, ~77 MB) from real MNIST; peak memory growth stays under the bound."""
+    path = write_csv(tmp_path / "train.csv", mnist.x_train[:42_000], mnist.y_train[:42_000])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", MEASURE_CSV_MEMORY, str(path)], capture_output=True, text=True,
+                         env=env, check=True).stdout.split()
+    rows, growth = int(out[0]), int(out[1])
+    assert rows == 42_000
+    assert growth <= data_mod.CSV_MEMORY_FACTOR * path.stat().st_size, f"{growth / 2**20:.0f} MB"
