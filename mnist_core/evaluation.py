@@ -52,7 +52,8 @@ def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Eval
     per_class_total = confusion.sum(axis=1)
     per_class_wrong = per_class_total - np.diag(confusion)
     per_class_error = [
-        100.0 * wrong / total if total else float("nan") for wrong, total in zip(per_class_wrong, per_class_total)
+        100.0 * wrong / total if total else float("nan")
+        for wrong, total in zip(per_class_wrong, per_class_total, strict=True)
     ]
     misclassified = np.flatnonzero(predicted != labels)
     return Evaluation(

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+
 from mnist_core.cli import EXIT_CANCELLED
 from mnist_core.store import ModelCard, ModelStore
 from mnist_core.training import TrainingProgress, TrainingSettings

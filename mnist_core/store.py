@@ -177,7 +177,8 @@ class ModelStore:
             os.replace(tmp_keras, keras_path)
             os.replace(tmp_card, card_path)
         except OSError as exc:
-            raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {exc.strerror or exc}") from exc
+            reason = exc.strerror or exc
+            raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {reason}") from exc
         finally:
             for tmp in temporaries:
                 tmp.unlink(missing_ok=True)

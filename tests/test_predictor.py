@@ -30,7 +30,7 @@ def test_real_pen_digits_are_recognised(predictor, pen_digits, size, ink, backgr
     canvases = [render_pen_digit(d, canvas_size=size, stroke_width=size // 14, ink=ink, background=background)
                 for d in pen_digits]
     predictions = predictor.predict_many(canvases)
-    right = sum(p.digit == d.label for p, d in zip(predictions, pen_digits))
+    right = sum(p.digit == d.label for p, d in zip(predictions, pen_digits, strict=True))
     # The fixture's model is small (2 epochs on 5,400 images); the default model scores far higher.
     assert right >= 75, f"{right}/100 right on {size}px canvases"
 
@@ -38,7 +38,7 @@ def test_real_pen_digits_are_recognised(predictor, pen_digits, size, ink, backgr
 def test_predict_and_predict_many_agree(predictor, pen_digits):
     canvases = [render_pen_digit(d) for d in pen_digits[:12]] + [np.zeros((280, 280, 4), np.uint8)]
     together = predictor.predict_many(canvases)
-    for canvas, batch_prediction in zip(canvases, together):
+    for canvas, batch_prediction in zip(canvases, together, strict=True):
         alone = predictor.predict(canvas)
         assert alone.digit == batch_prediction.digit
         np.testing.assert_allclose(alone.probabilities, batch_prediction.probabilities, rtol=1e-4, atol=1e-6)
