@@ -9,6 +9,8 @@ each user's active model and drawing are their own (st.session_state).
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import uuid
 from pathlib import Path
 
@@ -21,12 +23,14 @@ from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import TrainingBusy, TrainingRunner
 from mnist_core.predictor import Prediction, Predictor
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
-from mnist_core.training import MAX_EPOCHS, TrainingSettings
+from mnist_core.training import MAX_EPOCHS, PRESETS, TrainingSettings
 
 CANVAS_SIZE = 300
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
+LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
 GALLERY_SIZE = 44  # misclassified test digits shown
-BATCH_SIZES = [16, 32, 64, 128, 256, 512]
+BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
+FIRST_PRESET = "quick"  # what the training form shows at first
 ARCHITECTURE_LABELS = {
     "baseline": "baseline: one dense layer (~2% error)",
     "simple": "simple: small CNN (~1% error)",
@@ -50,6 +54,19 @@ def training_runner(models_dir: str) -> TrainingRunner:
 def load_predictor(models_dir: str, name: str, version: str) -> Predictor:
     """Model ``name``, loaded once per server; ``version`` (its checksum) changes when it is retrained."""
     return Predictor.load(name, ModelStore(models_dir))
+
+
+@st.cache_resource
+def freeze_long_lived_objects() -> None:
+    """Hide what is alive once the first model is loaded (TensorFlow, Keras, the model) from the garbage collector.
+
+    After every run, even a fragment's, Streamlit calls Keras' ``clear_session()``, which runs a full
+    garbage collection: with TensorFlow loaded that is ~200 ms of CPU holding the interpreter, after
+    every stroke. Frozen objects are skipped, so it takes a millisecond. Done once per server: frozen
+    objects are never freed.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -103,10 +120,12 @@ def active_predictor() -> Predictor | None:
         state.model = DEFAULT_MODEL if DEFAULT_MODEL in usable else next(iter(usable))
     entry, version = usable[state.model]
     try:
-        return load_predictor(models_dir(), entry.name, version)
+        predictor = load_predictor(models_dir(), entry.name, version)
     except ModelStoreError as exc:
         state.unloadable[entry.name] = (version, str(exc))
         st.rerun()
+    freeze_long_lived_objects()
+    return predictor
 
 
 def model_selector() -> None:
@@ -121,7 +140,8 @@ def model_selector() -> None:
     else:
         st.info("No usable model yet: train one below.", icon=":material/model_training:")
     for name, problem in broken.items():
-        st.warning(f"**{name}** is broken and cannot be used: {problem}", icon=":material/warning:")
+        st.warning(f"`{name}` is broken and cannot be used: {display.escape_markdown(problem)}",
+                   icon=":material/warning:")
 
 
 # --- Draw ---------------------------------------------------------------------------------
@@ -151,14 +171,14 @@ def draw() -> None:
         return
     prediction = predictor.predict(canvas.image_data) if canvas.image_data is not None else None
     drawn = prediction is not None and prediction.digit is not None
+    with right:  # first: the answer reaches the browser before the pictures of the steps
+        show_prediction(prediction if drawn else None)
     with left:
         if drawn:
             st.caption("**What the model sees**, step by step")
             steps = prediction.steps
             for column, (step, image) in zip(st.columns(len(steps)), steps.items(), strict=True):
                 column.image(display.thumbnail(image, 56), caption=step, width=56)
-    with right:
-        show_prediction(prediction if drawn else None)
 
 
 def show_prediction(prediction: Prediction | None) -> None:
@@ -183,9 +203,9 @@ def show_prediction(prediction: Prediction | None) -> None:
 def no_model_help() -> None:
     st.info(
         f"**There is no model to recognise digits with yet** (none usable in `{models_dir()}`).\n\n"
-        "Train one with the form in the sidebar: *simple* for 3 epochs takes a few minutes on all of MNIST, "
-        "and becomes the active model when it is done. Or, in a terminal:\n\n"
-        "```\npython -m mnist_core train --arch best --epochs 30 --augment --name default\n```",
+        "Train one with the form in the sidebar: the *quick* preset takes a few minutes on all of MNIST, "
+        "and the model becomes the active one when it is done. Or, in a terminal:\n\n"
+        "```\npython -m mnist_core train --preset quick --name default\n```",
         icon=":material/model_training:",
     )
 
@@ -194,17 +214,26 @@ def no_model_help() -> None:
 
 
 def training_form(runner: TrainingRunner) -> None:
-    """The training form; starts a training on submit, or says why it cannot."""
+    """A preset to start from, the training form; starts a training on submit, or says why it cannot."""
+    state = st.session_state
+    if "train_preset" not in state:
+        state.train_preset = FIRST_PRESET
+        apply_preset()
+    st.selectbox("Start from", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset,
+                 help="Named settings (see the README); the fields below can then be changed.")
+    preset = PRESETS.get(state.train_preset, TrainingSettings())
+    if extras := display.settings_beyond_form(preset):
+        st.caption(f"Also: {extras}.")
     with st.form("train", border=False):
         name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe)",
                              help="Letters, digits, '-' and '_'. Training under an existing name replaces "
                                   "that model when (and only if) the training completes.")
-        architecture = st.selectbox("Architecture", list(ARCHITECTURES), index=list(ARCHITECTURES).index("simple"),
-                                    format_func=lambda a: ARCHITECTURE_LABELS.get(a, a))
-        epochs = st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, value=3)
-        batch_size = st.select_slider("Batch size", BATCH_SIZES, value=128)
-        augment = st.toggle("Augmentation", help="Random rotation, shear, zoom, shift and stroke width while "
-                                                 "training: slower, but better on drawings.")
+        st.selectbox("Architecture", list(ARCHITECTURES), key="train_architecture",
+                     format_func=lambda a: ARCHITECTURE_LABELS.get(a, a))
+        st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, key="train_epochs")
+        st.select_slider("Batch size", BATCH_SIZES, key="train_batch_size")
+        st.toggle("Augmentation", key="train_augment", help="Random rotation, shear, zoom, shift and stroke width "
+                                                             "while training: slower, but better on drawings.")
         st.caption(f"Data: MNIST from `{display.data_location()}`, or upload your own:")
         upload = st.file_uploader(
             "Kaggle-format CSV", type=["csv"],
@@ -213,16 +242,29 @@ def training_form(runner: TrainingRunner) -> None:
         )
         submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch")
     if submitted:
-        start_training(runner, name, architecture, int(epochs), int(batch_size), augment, upload)
+        settings = dataclasses.replace(
+            preset, architecture=state.train_architecture, epochs=int(state.train_epochs),
+            batch_size=int(state.train_batch_size), augment=state.train_augment,
+        )
+        start_training(runner, name, settings, upload)
 
 
-def start_training(runner, name, architecture, epochs, batch_size, augment, upload) -> None:
+def apply_preset() -> None:
+    """Fill the training form with the chosen preset's settings (the defaults for "custom")."""
+    state = st.session_state
+    preset = PRESETS.get(state.train_preset, TrainingSettings())
+    state.train_architecture = preset.architecture
+    state.train_epochs = preset.epochs
+    state.train_batch_size = preset.batch_size if preset.batch_size in BATCH_SIZES else 128
+    state.train_augment = preset.augment
+
+
+def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings, upload) -> None:
     """Check the request, then start it; any problem is shown in the sidebar."""
     try:
-        settings = TrainingSettings(architecture=architecture, epochs=epochs, batch_size=batch_size,
-                                    augment=augment).check()
-        name = check_name(name.strip() or f"{architecture}-{epochs}e")
-        if name == DEFAULT_MODEL:
+        settings.check()
+        name = check_name(name.strip() or f"{settings.architecture}-{settings.epochs}e")
+        if name == DEFAULT_MODEL and any(p.exists() for p in ModelStore().paths(name)):
             raise ValueError(f"'{DEFAULT_MODEL}' is the shipped model and cannot be replaced from the page; "
                              "choose another name")
         data_path = None
@@ -232,9 +274,9 @@ def start_training(runner, name, architecture, epochs, batch_size, augment, uplo
             settings.check(len(data.x_train))
         runner.start(settings, name, data_path, owner=st.session_state.user)
     except TrainingBusy as exc:
-        st.warning(display.sentence(str(exc)), icon=":material/hourglass_top:")
+        st.warning(display.escape_markdown(display.sentence(str(exc))), icon=":material/hourglass_top:")
     except (ValueError, DataError) as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(display.escape_markdown(exc), icon=":material/error:")
     else:
         st.rerun()
 
@@ -254,6 +296,7 @@ def training_status(runner: TrainingRunner) -> None:
         reports = state.setdefault("live", {}).setdefault(status.started, [])
         if p is not None and (not reports or reports[-1] != p):
             reports.append(p)
+            del reports[:-LIVE_POINTS]
         frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
         if len(frame):
             st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
@@ -272,14 +315,14 @@ def training_status(runner: TrainingRunner) -> None:
         return
     if status.state == "done":
         card = status.card
-        st.success(f"Trained **{status.name}** in {display.format_duration(card.training_seconds)}: "
-                   f"test error **{card.test_error:.2f}%** on {display.test_set_name(card)}. "
+        st.success(f"Trained `{status.name}` in {display.format_duration(card.training_seconds)}: "
+                   f"test error **{card.test_error:.2f}%** on {display.escape_markdown(display.test_set_name(card))}. "
                    "It is now your active model.", icon=":material/check_circle:")
     elif status.state == "cancelled":
         st.info("Training stopped: nothing was saved, the previous models are unchanged.",
                 icon=":material/stop_circle:")
     elif status.state == "failed":
-        st.error(f"Training failed: {status.error}", icon=":material/error:")
+        st.error(f"Training failed: {display.escape_markdown(status.error)}", icon=":material/error:")
 
 
 # --- Look inside --------------------------------------------------------------------------
@@ -287,10 +330,10 @@ def training_status(runner: TrainingRunner) -> None:
 
 def look_inside(predictor: Predictor) -> None:
     card = predictor.card
-    st.subheader(f"Model “{predictor.name}”")
+    st.subheader(f"Model “{display.escape_markdown(predictor.name)}”")
     a, b, c, d = st.columns(4)
     a.metric("Test error", f"{card.test_error:.2f}%" if card.test_error is not None else "—",
-             help=f"Measured on {display.test_set_name(card)}")
+             help=f"Measured on {display.escape_markdown(display.test_set_name(card))}")
     b.metric("Architecture", card.architecture)
     c.metric("Parameters", f"{card.parameters:,}")
     d.metric("Training time", display.format_duration(card.training_seconds))
@@ -318,7 +361,7 @@ def look_inside(predictor: Predictor) -> None:
     misclassified(predictor)
 
     st.markdown("#### Model card")
-    st.markdown("\n".join(f"- **{k}:** {v}" for k, v in display.card_facts(card).items()))
+    st.markdown("\n".join(f"- **{k}:** {display.escape_markdown(v)}" for k, v in display.card_facts(card).items()))
     st.caption("Made with:")
     st.code(card.command or "(not recorded)", language="bash", wrap_lines=True)
 
@@ -335,7 +378,8 @@ def misclassified(predictor: Predictor) -> None:
             raise DataError("its card does not say where it is")
         x_test, y_test, sha256 = load_test_set(source)
     except DataError as exc:
-        st.warning(f"The test set is not reachable from this server, so its digits cannot be shown: {exc}")
+        st.warning("The test set is not reachable from this server, so its digits cannot be shown: "
+                   + display.escape_markdown(exc))
         return
     if sha256 != card.test_set.get("sha256") or max(card.misclassified) >= len(x_test):
         st.warning(f"The test set at `{source}` has changed since this model was measured.")
@@ -362,8 +406,8 @@ with st.sidebar:
     model_selector()
     st.divider()
     st.header("Train a model")
-    training_form(runner)
     st.fragment(run_every=POLL_SECONDS if runner.status().running else None)(training_status)(runner)
+    training_form(runner)
 
 with inside_tab:
     predictor = active_predictor()

@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from mnist_core.data import DataError, load_mnist, resolve_source
+from mnist_core.training import TrainingSettings
 
 if TYPE_CHECKING:
     from mnist_core.data import MnistData
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 MAX_UPLOAD_MB = 200
 HIGHLIGHT = "#ff4b4b"  # Streamlit's primary colour: the top class, the errors
 MUTED = "#9aa4b2"
+# Marks that format text inside a line in Streamlit's Markdown: emphasis, code, links, HTML, LaTeX,
+# strikethrough, tables, and its :colour[...] and :material/icon: directives.
+MARKDOWN_SPECIAL = set("\\`*_[]<>$~|:#")
 GRID_STEP = 45  # how much a grid line differs from the pixel it crosses (grey levels)
 
 
@@ -200,6 +204,14 @@ def runner_up(probabilities: Sequence[float]) -> tuple[int, float]:
     return digit, float(p[digit])
 
 
+def escape_markdown(text: str) -> str:
+    """``text`` shown as it is by Streamlit's Markdown: every punctuation mark that could format is escaped.
+
+    For messages that hold file names, paths or other text the page does not control.
+    """
+    return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in str(text))
+
+
 def sentence(text: str) -> str:
     """``text`` with its first letter capitalised and nothing else changed."""
     return text[:1].upper() + text[1:]
@@ -221,6 +233,23 @@ def progress_text(p: TrainingProgress) -> str:
     """``"Epoch 2/5 · batch 120/422 · 35 s left"`` (with the network, for an ensemble)."""
     member = f"Network {p.member}/{p.members} · " if p.members > 1 else ""
     return f"{member}Epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · {format_duration(p.seconds_left)} left"
+
+
+def settings_beyond_form(settings: TrainingSettings) -> str:
+    """What a preset sets that the page's form does not show, in words ("" when all are the defaults)."""
+    defaults = TrainingSettings()
+    parts = []
+    if settings.learning_rate != defaults.learning_rate:
+        parts.append(f"learning rate {settings.learning_rate:g}")
+    if settings.schedule != defaults.schedule:
+        parts.append(f"{settings.schedule} learning-rate schedule")
+    if settings.validation_split == 0:
+        parts.append("no validation split")
+    elif settings.validation_split != defaults.validation_split:
+        parts.append(f"{settings.validation_split:.0%} held out for validation")
+    if settings.members > 1:
+        parts.append(f"{settings.members} networks trained and averaged")
+    return ", ".join(parts)
 
 
 def test_set_name(card: ModelCard) -> str:

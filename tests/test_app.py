@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import display
 from mnist_core.data import DataError, load_mnist
 from mnist_core.store import ModelStore
-from mnist_core.training import TrainingSettings
+from mnist_core.training import MAX_EPOCHS, PRESETS, TrainingSettings
 from mnist_core.workflow import train_and_save
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -111,7 +111,7 @@ def test_model_selector_lists_every_model_with_its_test_error(trained_store, tmp
     ]
     selector.set_value("my-cnn").run()
     assert not at.exception
-    assert at.tabs[1].subheader[0].value == "Model “my-cnn”"
+    assert at.tabs[1].subheader[0].value == "Model “my-cnn”"  # nothing in the name to escape
 
 
 def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(trained_store, tmp_path, monkeypatch):
@@ -126,8 +126,8 @@ def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(trained
     (store / "orphan.json").write_text((store / "default.json").read_text())  # a card without its model
     at = run_app(store, monkeypatch)
     warnings = " ".join(texts(at.sidebar.warning))
-    assert "**damaged** is broken" in warnings and "does not match its card (checksum differs)" in warnings
-    assert "**orphan** is broken" in warnings and "orphan.keras is missing" in warnings
+    assert "`damaged` is broken" in warnings and "does not match its card (checksum differs)" in warnings
+    assert "`orphan` is broken" in warnings and "orphan.keras is missing" in warnings
     assert at.sidebar.selectbox(key="model").value == "default"
     assert at.tabs[1].subheader[0].value == "Model “default”"
 
@@ -142,7 +142,7 @@ def test_a_default_model_that_cannot_be_loaded_falls_back_to_a_good_one(trained_
     at = run_app(store, monkeypatch)
     assert at.sidebar.selectbox(key="model").value == "good"
     warnings = " ".join(texts(at.sidebar.warning))
-    assert "**default** is broken" in warnings and "cannot be loaded" in warnings
+    assert "`default` is broken" in warnings and "cannot be loaded" in warnings
     assert at.tabs[1].subheader[0].value == "Model “good”"
 
 
@@ -174,7 +174,7 @@ def test_empty_store_explains_how_to_train_a_model(tmp_path, monkeypatch):
 def submit(at: AppTest, name: str = "", epochs: int | None = None) -> AppTest:
     at.sidebar.text_input[0].set_value(name)
     if epochs is not None:
-        at.sidebar.number_input[0].set_value(epochs)
+        at.sidebar.number_input(key="train_epochs").set_value(epochs)
     next(b for b in at.sidebar.button if b.label == "Train").click()
     return at.run()
 
@@ -189,14 +189,24 @@ def submit(at: AppTest, name: str = "", epochs: int | None = None) -> AppTest:
 def test_a_bad_training_request_is_refused_with_a_specific_message(trained_store, monkeypatch, name, message):
     at = submit(run_app(trained_store, monkeypatch), name)
     assert not at.exception
-    assert any(message in e for e in texts(at.sidebar.error))
+    assert any(display.escape_markdown(message) in e for e in texts(at.sidebar.error))
 
 
 def test_the_epoch_field_is_bounded_by_the_library_limit(trained_store, monkeypatch):
-    from mnist_core.training import MAX_EPOCHS
-
-    field = run_app(trained_store, monkeypatch).sidebar.number_input[0]
+    field = run_app(trained_store, monkeypatch).sidebar.number_input(key="train_epochs")
     assert (field.min, field.max) == (1, MAX_EPOCHS)
+
+
+def test_a_preset_fills_the_training_form(trained_store, monkeypatch):
+    at = run_app(trained_store, monkeypatch)
+    assert at.sidebar.selectbox(key="train_preset").value == "quick"
+    assert at.sidebar.number_input(key="train_epochs").value == PRESETS["quick"].epochs
+    assert any("learning rate 0.002" in c for c in texts(at.sidebar.caption))
+    at.sidebar.selectbox(key="train_preset").set_value("tutorial-large").run()
+    large = PRESETS["tutorial-large"]
+    assert at.sidebar.selectbox(key="train_architecture").value == large.architecture
+    assert at.sidebar.number_input(key="train_epochs").value == large.epochs
+    assert at.sidebar.select_slider(key="train_batch_size").value == large.batch_size
 
 
 @pytest.mark.slow
@@ -212,12 +222,13 @@ def test_training_from_the_page_makes_the_new_model_active(trained_store, small_
 
     bob = run_app(store, monkeypatch)
     submit(bob, "other", epochs=1)
-    assert any("A training is already running on this server: 'tiny'" in w for w in texts(bob.sidebar.warning))
+    busy = display.escape_markdown("A training is already running on this server: 'tiny'")
+    assert any(busy in w for w in texts(bob.sidebar.warning))
     assert not any("Stop" == b.label for b in bob.sidebar.button)  # only its owner may stop it
 
     wait_for(alice, lambda: alice.sidebar.success or alice.sidebar.error)
     assert alice.sidebar.selectbox(key="model").value == "tiny"
-    assert any("Trained **tiny**" in s and "test error" in s for s in texts(alice.sidebar.success))
+    assert any("Trained `tiny`" in s and "test error" in s for s in texts(alice.sidebar.success))
     assert alice.tabs[1].subheader[0].value == "Model “tiny”"
     assert bob.run().sidebar.selectbox(key="model").value == "default"  # the other user keeps theirs
 

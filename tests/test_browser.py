@@ -96,8 +96,7 @@ def server(model_store, app_data, chromium, measurements, tmp_path_factory):
         card = json.loads((model_store / "default.json").read_text())
         model = {"name": "default", "architecture": card["architecture"], "test_error": card["test_error"],
                  "n_test": card["test_set"].get("n_test")}
-        result = measurements.write(driver.RESULTS, "tests/test_browser.py", model)
-        print("\nbrowser measurements:", json.dumps(result, indent=1))
+        measurements.write(driver.RESULTS, "tests/test_browser.py", model)
 
 
 @pytest.fixture
@@ -112,13 +111,13 @@ def sidebar_button(page, label: str):
 
 
 def active_model(page) -> str:
-    return page.locator(f'{SIDEBAR} [data-testid="stSelectbox"]').first.inner_text()
+    return page.locator(SIDEBAR).get_by_role("combobox", name="Active model").input_value()
 
 
 # --- drawing -----------------------------------------------------------------------------------------
 
 
-def test_drawn_digits_are_recognised_as_they_are_drawn(page, pen_digits, measurements):
+def test_drawn_digits_are_recognised_as_they_are_drawn(page, pen_digits, measurements, capsys):
     """Real pen strokes of every class, replayed with the mouse; the canvas cleared between digits."""
     expect(page.get_by_text(driver.HINT)).to_be_visible()
     for digit in driver.choose_digits(pen_digits, DIGITS_PER_CLASS):
@@ -128,8 +127,10 @@ def test_drawn_digits_are_recognised_as_they_are_drawn(page, pen_digits, measure
         expect(page.get_by_text(driver.HINT)).to_be_hidden()
         driver.clear(page)
         expect(page.get_by_test_id("stMetricLabel").filter(has_text="Prediction")).to_have_count(0)
-    print("\nstartup:", measurements.startup, "\nstroke to prediction:", measurements.latency_summary(),
-          "\ndrawn (label, shown, ms):", [(a, b, round(c)) for a, b, c in measurements.drawn])
+    with capsys.disabled():  # the figures go to the terminal even when pytest captures output
+        print(f"\n[browser] startup (s): {measurements.startup}; mouse-up to prediction: "
+              f"{measurements.latency_summary()}; drawn (label, shown, ms): "
+              f"{[(a, b, round(c)) for a, b, c in measurements.drawn]}")
     assert measurements.accuracy() >= MIN_ACCURACY, measurements.drawn
 
 
@@ -151,13 +152,13 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
     alice = driver.open_page(chromium, server.url)
     bob = driver.open_page(chromium, server.url)
     try:
-        alice.get_by_label("Name of the new model").fill("tiny-browser")
-        alice.get_by_label("Epochs").fill("3")
+        alice.get_by_label("Name of the new model", exact=True).fill("tiny-browser")
+        alice.get_by_label("Epochs", exact=True).fill("3")
         sidebar_button(alice, "Train").click()
         expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_be_visible(timeout=30_000)
         expect(alice.get_by_text(re.compile(r"Epoch \d/3 · batch \d+/\d+ · .* left"))).to_be_visible(timeout=60_000)
 
-        bob.get_by_label("Name of the new model").fill("bobs-model")
+        bob.get_by_label("Name of the new model", exact=True).fill("bobs-model")
         sidebar_button(bob, "Train").click()
         expect(bob.get_by_text("A training is already running on this server: 'tiny-browser'")).to_be_visible()
         digit = driver.choose_digits(pen_digits, 1)[7]
@@ -169,7 +170,7 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         expect(alice.get_by_text(re.compile(r"^Trained tiny-browser in .*: test error [\d.]+% on mnist-2k.npz "
                                             r"\(500 images\)"))).to_be_visible(timeout=300_000)
         expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_have_count(0)
-        assert re.fullmatch(r"tiny-browser · [\d.]+% test error", active_model(alice).strip())
+        assert re.fullmatch(r"tiny-browser · [\d.]+% test error", active_model(alice))
         alice.get_by_role("tab", name="Look inside").click()
         expect(alice.get_by_text("Model “tiny-browser”")).to_be_visible()
         assert active_model(bob).startswith("default")  # Bob's choice is his own

@@ -8,7 +8,7 @@ import pytest
 from mnist_core import display
 from mnist_core.data import DataError
 from mnist_core.store import ModelCard, StoredModel
-from mnist_core.training import TrainingProgress
+from mnist_core.training import TrainingProgress, TrainingSettings
 
 PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
 
@@ -145,6 +145,18 @@ def test_model_label_shows_the_measured_test_error_or_that_it_is_broken():
     assert display.model_label(StoredModel("x", None, "x.keras is missing")) == "x · broken"
 
 
+def test_settings_beyond_form_names_what_the_form_does_not_show():
+    assert display.settings_beyond_form(TrainingSettings()) == ""
+    quick = TrainingSettings("simple", epochs=3, batch_size=64, learning_rate=2e-3, validation_split=0,
+                             schedule="cosine")
+    assert display.settings_beyond_form(quick) == (
+        "learning rate 0.002, cosine learning-rate schedule, no validation split"
+    )
+    assert display.settings_beyond_form(TrainingSettings(members=2, validation_split=0.2)) == (
+        "20% held out for validation, 2 networks trained and averaged"
+    )
+
+
 def test_card_facts_describe_the_model():
     facts = display.card_facts(card())
     assert facts["Test error"] == "1.07% on mnist (10,000 images)"
@@ -160,6 +172,12 @@ def test_test_set_path_understands_keras_download_sources():
     assert display.test_set_name(keras_card) == "keras.datasets.mnist (10,000 images)"
     assert display.test_set_path(card()) == "/data/mnist"
     assert display.test_set_path(card(test_set={})) is None
+
+
+def test_escape_markdown_keeps_file_names_and_paths_as_they_are():
+    assert display.escape_markdown("my_train_data.csv: row 4") == "my\\_train\\_data.csv\\: row 4"
+    assert display.escape_markdown("*[x](y)* `z` $a$ :red[b]") == "\\*\\[x\\](y)\\* \\`z\\` \\$a\\$ \\:red\\[b\\]"
+    assert display.escape_markdown("plain text, 1.07%") == "plain text, 1.07%"
 
 
 def test_sentence_capitalises_only_the_first_letter():

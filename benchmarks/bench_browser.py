@@ -1,0 +1,91 @@
+"""The page's speed in a real browser: server start to a usable page, and mouse-up to the new prediction.
+
+Starts ``streamlit run app.py`` on the shipped model store (``models/``) and opens it in
+headless Chromium (see tests/app_driver.py), ``--starts`` times: each time, the seconds from
+launching the server to its health check, to the canvas on screen, and to the model loaded
+(the page's "Draw a digit" hint appears only then). Then draws real pen digits
+(``--per-class`` of each class, from ``$HANDWRITING_DATA/pendigits``) with the mouse, clearing
+the canvas between them, and times mouse-up to the new prediction on screen.
+
+    python benchmarks/bench_browser.py [--models-dir models] [--starts 3] [--per-class 3]
+
+Prints the figures, median and p95, and writes them to benchmarks/results/browser.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import app_driver as driver  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from mnist_core.handwriting import load_pendigits  # noqa: E402
+from mnist_core.store import ModelStore  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--data", type=Path, default=os.environ.get("HANDWRITING_DATA"),
+                        help="the handwriting folder (default: $HANDWRITING_DATA)")
+    parser.add_argument("--starts", type=int, default=3, help="server starts to time")
+    parser.add_argument("--per-class", type=int, default=3, help="digits of each class to draw")
+    parser.add_argument("--out", type=Path, default=driver.RESULTS)
+    args = parser.parse_args()
+    if args.data is None:
+        parser.error("give --data or set HANDWRITING_DATA")
+    entry = ModelStore(args.models_dir).inspect("default")
+    if not entry.ok:
+        print(f"error: no usable default model in {args.models_dir}: {entry.problem}", file=sys.stderr)
+        return 1
+    digits = driver.choose_digits(load_pendigits(args.data / "pendigits" / "pendigits-orig.tra"), args.per_class)
+    measured = driver.Measurements()
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = driver.launch(p)
+        starts = []
+        for i in range(args.starts):
+            server = driver.start_server(args.models_dir, Path(tmp) / f"server-{i}.log")
+            try:
+                starts.append(driver.startup_times(server, browser))
+                if i == args.starts - 1:
+                    page = driver.open_page(browser, server.url)
+                    for digit in digits:
+                        driver.draw_digit(page, digit)
+                        text, ms = driver.read_prediction(page)
+                        measured.drawn.append((digit.label, text, ms))
+                        driver.clear(page)
+            finally:
+                server.stop()
+        browser.close()
+
+    measured.startup = {key: round(statistics.median(s[key] for s in starts), 2) for key in starts[0]}
+    measured.startup["starts"] = len(starts)
+    card = entry.card
+    model = {"name": "default", "architecture": card.architecture, "test_error": card.test_error,
+             "n_test": card.test_set.get("n_test")}
+    result = measured.write(args.out, "benchmarks/bench_browser.py", model)
+    latency = result["stroke_to_prediction"]
+    print(f"model: default ({card.architecture}, {card.test_error:.2f}% test error)")
+    print(f"startup, median of {len(starts)}: health {measured.startup['health_s']} s, canvas on screen "
+          f"{measured.startup['canvas_visible_s']} s, model loaded {measured.startup['model_ready_s']} s")
+    print(f"mouse-up to prediction over {latency['n']} drawn digits: median {latency['median_ms']} ms, "
+          f"p95 {latency['p95_ms']} ms ({result['drawn_correct']} recognised)")
+    print(f"written to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    print("each start:", json.dumps(starts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
