@@ -10,6 +10,7 @@ engine's cost is its progress callback and stop check after every batch.
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mnist_core.architectures import ARCHITECTURES, build  # noqa: E402
 from mnist_core.data import MnistData, load_mnist  # noqa: E402
 from mnist_core.training import TrainingSettings, compile_model, make_dataset, train  # noqa: E402

@@ -75,7 +75,7 @@ class TrainingSettings:
 # (10 epochs, batches of 200, Adam at 0.001); `quick` is the fastest way to
 # 99% test accuracy on a CPU; `best` made the shipped default model.
 PRESETS = {
-    "quick": TrainingSettings("simple", epochs=3, batch_size=64, learning_rate=2e-3, validation_split=0,
+    "quick": TrainingSettings("simple", epochs=4, batch_size=256, learning_rate=6e-3, validation_split=0,
                               schedule="cosine"),
     "tutorial-baseline": TrainingSettings("baseline", epochs=10, batch_size=200, validation_split=0),
     "tutorial-simple": TrainingSettings("simple", epochs=10, batch_size=200, validation_split=0),
