@@ -25,16 +25,17 @@ from mnist_core.data import MnistData, load_mnist  # noqa: E402
 from mnist_core.training import TrainingSettings, compile_model, make_dataset, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGES = {"baseline": 60_000, "simple": 60_000, "large": 60_000, "best": 12_800}
+IMAGES = {"baseline": 60_000, "simple": 60_000, "large": 60_000, "best": 25_600}
 
 
 def plain_fit(data: MnistData, settings: TrainingSettings) -> float:
+    """Images per second of plain `model.fit`, timed like the engine: building the model and data included."""
+    started = time.perf_counter()
     keras.utils.set_random_seed(settings.seed)
     model = build(settings.architecture)
     ds = make_dataset(data.x_train, data.y_train, settings.batch_size, shuffle=True, augment=settings.augment,
                       seed=settings.seed)
     compile_model(model, settings.learning_rate, settings.epochs * len(ds), cosine=settings.cosine)
-    started = time.perf_counter()
     model.fit(ds, epochs=settings.epochs, verbose=0, shuffle=False)
     return len(data.x_train) * settings.epochs / (time.perf_counter() - started)
 

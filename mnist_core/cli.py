@@ -139,7 +139,7 @@ def run_train(args) -> int:
         if p.epoch_end:
             val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
             bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f}{val} {p.images_per_second:.0f} img/s")
-        else:
+        elif p.batch > bar.n:  # batch reports may arrive slightly out of order
             bar.update(p.batch - bar.n)
             if p.batch % 20 == 0:
                 bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f} left {p.seconds_left:.0f}s")

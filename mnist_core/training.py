@@ -224,39 +224,45 @@ def _train_validation(data: MnistData, settings: TrainingSettings):
 class _ProgressReporter(keras.callbacks.Callback):
     """Turns Keras' per-batch logs into TrainingProgress reports and honours the stop flag."""
 
+    # Keras runs the batch hooks of an async-safe callback in worker threads, so
+    # the training loop never waits for them (nor for its logs to reach Python):
+    # without this, small networks train ~20% slower. Reports of one epoch may
+    # therefore arrive slightly out of order; Keras finishes them all before
+    # the epoch ends.
+    async_safe = True
+
     def __init__(self, settings, member, batches, n_train, progress, stop, started):
         super().__init__()
         self.settings, self.member, self.batches, self.n_train = settings, member, batches, n_train
         self.progress, self.stop, self.started = progress, stop, started
         self.cancelled = False
         self.epoch = 0
-        self.images_done = 0
         self.member_started = time.perf_counter()
+        self._lock = threading.Lock()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
-        self.images_done += self.settings.batch_size if batch + 1 < self.batches else self._last_batch_size()
         if self.stop is not None and self.stop.is_set():
             self.cancelled = True
             self.model.stop_training = True
         if self.progress is not None:
-            self.progress(self._report(batch + 1, logs or {}, epoch_end=False))
+            report = self._report(batch + 1, logs or {}, epoch_end=False)
+            with self._lock:  # one report at a time, whichever thread runs it
+                self.progress(report)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progress is not None and not self.cancelled:
             self.progress(self._report(self.batches, logs or {}, epoch_end=True))
 
-    def _last_batch_size(self) -> int:
-        return self.n_train - (self.batches - 1) * self.settings.batch_size
-
     def _report(self, batch: int, logs: dict, epoch_end: bool) -> TrainingProgress:
         s = self.settings
         now = time.perf_counter()
-        rate = self.images_done / max(now - self.member_started, 1e-9)
+        images_done = min(((self.epoch - 1) * self.batches + batch) * s.batch_size, self.epoch * self.n_train)
+        rate = images_done / max(now - self.member_started, 1e-9)
         total_images = s.members * s.epochs * self.n_train
-        done_images = self.member * s.epochs * self.n_train + self.images_done
+        done_images = self.member * s.epochs * self.n_train + images_done
         val_loss, val_acc = logs.get("val_loss"), logs.get("val_accuracy")
         return TrainingProgress(
             member=self.member + 1,
