@@ -201,7 +201,7 @@ def test_a_preset_fills_the_training_form(trained_store, monkeypatch):
     at = run_app(trained_store, monkeypatch)
     assert at.sidebar.selectbox(key="train_preset").value == "quick"
     assert at.sidebar.number_input(key="train_epochs").value == PRESETS["quick"].epochs
-    assert any("learning rate 0.002" in c for c in texts(at.sidebar.caption))
+    assert any(f"learning rate {PRESETS['quick'].learning_rate:g}" in c for c in texts(at.sidebar.caption))
     at.sidebar.selectbox(key="train_preset").set_value("tutorial-large").run()
     large = PRESETS["tutorial-large"]
     assert at.sidebar.selectbox(key="train_architecture").value == large.architecture
