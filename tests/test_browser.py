@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 DIGITS_PER_CLASS = 2
 MIN_ACCURACY = 0.7  # the model trained here is weaker than the shipped default
 SIDEBAR = '[data-testid="stSidebar"]'
+TRAINING_EPOCHS = 60  # of the simple CNN on the server's 2,000 images
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +154,12 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
     bob = driver.open_page(chromium, server.url)
     try:
         alice.get_by_label("Name of the new model", exact=True).fill("tiny-browser")
-        alice.get_by_label("Epochs", exact=True).fill("3")
+        # Long enough (~10 s here) that Bob surely draws while it runs, short enough to wait for.
+        alice.get_by_label("Epochs", exact=True).fill(str(TRAINING_EPOCHS))
         sidebar_button(alice, "Train").click()
         expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_be_visible(timeout=30_000)
-        expect(alice.get_by_text(re.compile(r"Epoch \d/3 · batch \d+/\d+ · .* left"))).to_be_visible(timeout=60_000)
+        expect(alice.get_by_text(re.compile(rf"Epoch \d+/{TRAINING_EPOCHS} · batch \d+/\d+ · .* left"))).to_be_visible(
+            timeout=60_000)
 
         bob.get_by_label("Name of the new model", exact=True).fill("bobs-model")
         sidebar_button(bob, "Train").click()
