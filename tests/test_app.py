@@ -12,35 +12,22 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import display
-from mnist_core.data import DataError, load_mnist
-from mnist_core.store import ModelStore
-from mnist_core.training import MAX_EPOCHS, PRESETS, TrainingSettings
-from mnist_core.workflow import train_and_save
+from mnist_core.data import DataError
+from mnist_core.training import MAX_EPOCHS, PRESETS
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
 
 
 @pytest.fixture(scope="session")
-def small_mnist(mnist, tmp_path_factory) -> Path:
-    """A real slice of MNIST as a Keras-style npz: 3,000 training and 500 test images."""
-    path = tmp_path_factory.mktemp("data") / "small.npz"
-    np.savez(path, x_train=mnist.x_train[:3000], y_train=mnist.y_train[:3000],
-             x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
-    return path
-
-
-@pytest.fixture(scope="session")
-def trained_store(small_mnist, tmp_path_factory) -> Path:
-    """A model store holding ``default``: the simple CNN trained for 2 epochs on the real slice."""
-    directory = tmp_path_factory.mktemp("models")
-    train_and_save(load_mnist(small_mnist), TrainingSettings(architecture="simple", epochs=2), "default",
-                   ModelStore(directory), command="python -m mnist_core train --arch simple --epochs 2")
+def app_store(trained_store, tmp_path_factory) -> Path:
+    """A model store folder holding ``default``: the real model of conftest's ``trained_store``."""
+    directory = tmp_path_factory.mktemp("app-models")
+    copy_model(trained_store.directory, "small", directory, "default")
     return directory
 
 
@@ -72,37 +59,37 @@ def card_of(store: Path, name: str) -> dict:
 # --- with a model --------------------------------------------------------------------------------
 
 
-def test_page_renders_with_the_default_model(trained_store, monkeypatch):
-    at = run_app(trained_store, monkeypatch)
+def test_page_renders_with_the_default_model(app_store, monkeypatch):
+    at = run_app(app_store, monkeypatch)
     assert "Handwritten digit recogniser" in at.title[0].value
     assert [t.label for t in at.tabs] == [":material/edit: Draw", ":material/insights: Look inside"]
     selector = at.sidebar.selectbox(key="model")
     assert selector.value == "default"
     # Look inside: the card's figures, curves, confusion matrix and the card itself
-    card = card_of(trained_store, "default")
+    card = card_of(app_store, "default")
     inside = at.tabs[1]
     assert inside.subheader[0].value == "Model “default”"
     metrics = {m.label: m.value for m in inside.metric}
     assert metrics["Test error"] == f"{card['test_error']:.2f}%"
     assert metrics["Architecture"] == "simple" and metrics["Parameters"] == f"{card['parameters']:,}"
     model_card = " ".join(texts(inside.markdown))
-    assert card["data"]["sha256"] in model_card and "500 images" in model_card
-    assert inside.code[0].value == "python -m mnist_core train --arch simple --epochs 2"
+    assert card["data"]["sha256"] in model_card and "1,000 images" in model_card
+    assert inside.code[0].value == card["command"] == "pytest fixture"
     assert not inside.warning  # the test set is reachable: the gallery is shown
     assert any("test digits are wrong" in c for c in texts(inside.caption))
 
 
-def test_blank_canvas_shows_the_hint_and_no_prediction(trained_store, monkeypatch):
-    at = run_app(trained_store, monkeypatch)
+def test_blank_canvas_shows_the_hint_and_no_prediction(app_store, monkeypatch):
+    at = run_app(app_store, monkeypatch)
     draw = at.tabs[0]
     assert any("Draw a digit" in i for i in texts(draw.info))
     assert "Prediction" not in [m.label for m in draw.metric]
 
 
-def test_model_selector_lists_every_model_with_its_test_error(trained_store, tmp_path, monkeypatch):
+def test_model_selector_lists_every_model_with_its_test_error(app_store, tmp_path, monkeypatch):
     store = tmp_path / "models"
-    copy_model(trained_store, "default", store, "default")
-    copy_model(trained_store, "default", store, "my-cnn")
+    copy_model(app_store, "default", store, "default")
+    copy_model(app_store, "default", store, "my-cnn")
     at = run_app(store, monkeypatch)
     selector = at.sidebar.selectbox(key="model")
     assert selector.options == [
@@ -114,10 +101,10 @@ def test_model_selector_lists_every_model_with_its_test_error(trained_store, tmp
     assert at.tabs[1].subheader[0].value == "Model “my-cnn”"  # nothing in the name to escape
 
 
-def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(trained_store, tmp_path, monkeypatch):
+def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(app_store, tmp_path, monkeypatch):
     store = tmp_path / "models"
-    copy_model(trained_store, "default", store, "default")
-    copy_model(trained_store, "default", store, "damaged")
+    copy_model(app_store, "default", store, "default")
+    copy_model(app_store, "default", store, "damaged")
     with open(store / "damaged.keras", "r+b") as f:  # one flipped byte: the checksum no longer matches
         f.seek(1000)
         byte = f.read(1)
@@ -132,11 +119,11 @@ def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(trained
     assert at.tabs[1].subheader[0].value == "Model “default”"
 
 
-def test_a_default_model_that_cannot_be_loaded_falls_back_to_a_good_one(trained_store, tmp_path, monkeypatch):
+def test_a_default_model_that_cannot_be_loaded_falls_back_to_a_good_one(app_store, tmp_path, monkeypatch):
     store = tmp_path / "models"
-    copy_model(trained_store, "default", store, "good")
+    copy_model(app_store, "default", store, "good")
     (store / "default.keras").write_bytes(b"not a keras file at all")
-    card = card_of(trained_store, "default")
+    card = card_of(app_store, "default")
     card["keras_sha256"] = ""  # an old card without a checksum: only loading can tell the file is bad
     (store / "default.json").write_text(json.dumps(card))
     at = run_app(store, monkeypatch)
@@ -146,9 +133,9 @@ def test_a_default_model_that_cannot_be_loaded_falls_back_to_a_good_one(trained_
     assert at.tabs[1].subheader[0].value == "Model “good”"
 
 
-def test_unreachable_test_set_is_said_so(trained_store, tmp_path, monkeypatch):
+def test_unreachable_test_set_is_said_so(app_store, tmp_path, monkeypatch):
     store = tmp_path / "models"
-    copy_model(trained_store, "default", store, "default")
+    copy_model(app_store, "default", store, "default")
     card = card_of(store, "default")
     card["test_set"]["source"] = str(tmp_path / "gone.npz")
     (store / "default.json").write_text(json.dumps(card))
@@ -186,19 +173,19 @@ def submit(at: AppTest, name: str = "", epochs: int | None = None) -> AppTest:
         ("default", "'default' is the shipped model and cannot be replaced from the page"),
     ],
 )
-def test_a_bad_training_request_is_refused_with_a_specific_message(trained_store, monkeypatch, name, message):
-    at = submit(run_app(trained_store, monkeypatch), name)
+def test_a_bad_training_request_is_refused_with_a_specific_message(app_store, monkeypatch, name, message):
+    at = submit(run_app(app_store, monkeypatch), name)
     assert not at.exception
     assert any(display.escape_markdown(message) in e for e in texts(at.sidebar.error))
 
 
-def test_the_epoch_field_is_bounded_by_the_library_limit(trained_store, monkeypatch):
-    field = run_app(trained_store, monkeypatch).sidebar.number_input(key="train_epochs")
+def test_the_epoch_field_is_bounded_by_the_library_limit(app_store, monkeypatch):
+    field = run_app(app_store, monkeypatch).sidebar.number_input(key="train_epochs")
     assert (field.min, field.max) == (1, MAX_EPOCHS)
 
 
-def test_a_preset_fills_the_training_form(trained_store, monkeypatch):
-    at = run_app(trained_store, monkeypatch)
+def test_a_preset_fills_the_training_form(app_store, monkeypatch):
+    at = run_app(app_store, monkeypatch)
     assert at.sidebar.selectbox(key="train_preset").value == "quick"
     assert at.sidebar.number_input(key="train_epochs").value == PRESETS["quick"].epochs
     assert any(f"learning rate {PRESETS['quick'].learning_rate:g}" in c for c in texts(at.sidebar.caption))
@@ -210,11 +197,11 @@ def test_a_preset_fills_the_training_form(trained_store, monkeypatch):
 
 
 @pytest.mark.slow
-def test_training_from_the_page_makes_the_new_model_active(trained_store, small_mnist, tmp_path, monkeypatch):
+def test_training_from_the_page_makes_the_new_model_active(app_store, small_mnist_npz, tmp_path, monkeypatch):
     """Train, be refused a second training from another session, stop a long one: the store stays intact."""
     store = tmp_path / "models"
-    copy_model(trained_store, "default", store, "default")
-    monkeypatch.setenv("MNIST_DATA", str(small_mnist))
+    copy_model(app_store, "default", store, "default")
+    monkeypatch.setenv("MNIST_DATA", str(small_mnist_npz))
     alice = run_app(store, monkeypatch)
     submit(alice, "tiny", epochs=1)
     assert not alice.exception and not alice.sidebar.error
