@@ -6,10 +6,8 @@ benchmark protocol has users draw (``random_canvas_drawing``, seed 0), and
 
     python benchmarks/bench_preprocessing.py [--data ../shared/data]
 
-With ``--model PATH`` (a Keras model taking (N, 28, 28, 1) floats in [0, 1]) it
-also measures accuracy on 2,000 such drawings and on USPS, Semeion and
-optdigits, through ``to_mnist`` with and without the stroke-width step and
-through the naive pipeline (the whole image resized to 28x28).
+Accuracy through this preprocessing (with and without the stroke-width step,
+against the naive pipeline) is measured by ``bench_robustness.py``.
 With ``--mnist-widths`` it measures MNIST's stroke widths, the source of
 ``preprocessing.MNIST_RELATIVE_WIDTH`` (reads MNIST from ``MNIST_DATA``).
 """
@@ -29,10 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_core import preprocessing  # noqa: E402
 from mnist_core.handwriting import (  # noqa: E402
-    load_optdigits,
     load_pendigits,
-    load_semeion,
-    load_usps,
     random_canvas_drawing,
     render_pen_digit,
 )
@@ -84,44 +79,6 @@ def report_speed(data: Path, count: int, repeats: int) -> None:
         )
 
 
-# --- accuracy ------------------------------------------------------------------------
-
-
-def naive(image: np.ndarray) -> np.ndarray:
-    """The naive pipeline: the whole image, as grey, resized to 28x28 (area averaging)."""
-    grey = Image.fromarray(image[:, :, 0] if image.ndim == 3 else image)
-    return np.asarray(grey.resize((28, 28), Image.Resampling.BOX))
-
-
-def accuracy(model, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
-    x = images.astype(np.float32)[..., None] / 255.0
-    predicted = np.concatenate(
-        [np.asarray(model(x[i : i + batch], training=False)).argmax(axis=1) for i in range(0, len(x), batch)]
-    )
-    return float((predicted == labels).mean())
-
-
-def report_accuracy(data: Path, model_path: Path, count: int) -> None:
-    import keras
-
-    model = keras.saving.load_model(model_path)
-    canvases, pen_labels = drawings(data, count)
-    sets = {
-        f"pen drawings, 280x280 canvas ({count})": (canvases, pen_labels),
-        "USPS test (2,007, 16x16)": load_usps(data / "usps", "test"),
-        "Semeion (1,593, 16x16)": load_semeion(data / "semeion"),
-        "optdigits windep (1,797, 32x32)": load_optdigits(data / "optdigits" / "optdigits-orig.windep"),
-    }
-    print(f"\naccuracy of {model_path}:")
-    print(f"  {'data':36s} {'naive':>8s} {'to_mnist':>9s} {'no width step':>14s}")
-    for name, (images, labels) in sets.items():
-        results = [
-            accuracy(model, np.stack([naive(x) for x in images]), labels),
-            accuracy(model, np.stack([to_mnist(x).image for x in images]), labels),
-            accuracy(model, np.stack([to_mnist(x, normalise_width=False).image for x in images]), labels),
-        ]
-        print(f"  {name:36s} " + " ".join(f"{100 * r:8.2f}%" for r in results))
-
 
 def report_mnist_widths() -> None:
     from mnist_core.data import load_mnist
@@ -145,16 +102,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(default_data), help="folder holding pendigits/, usps/, ...")
     parser.add_argument("--count", type=int, default=300, help="pen drawings to time")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the drawings")
-    parser.add_argument("--model", type=Path, help="a Keras model to measure accuracy with")
-    parser.add_argument("--accuracy-count", type=int, default=2000, help="pen drawings for the accuracy")
     parser.add_argument("--mnist-widths", action="store_true", help="measure MNIST's stroke widths")
     args = parser.parse_args()
     if not (args.data / "pendigits" / "pendigits-orig.tra").is_file():
         parser.error(f"{args.data} does not hold pendigits/pendigits-orig.tra; pass --data or set HANDWRITING_DATA")
 
     report_speed(args.data, args.count, args.repeats)
-    if args.model is not None:
-        report_accuracy(args.data, args.model, args.accuracy_count)
     if args.mnist_widths:
         if not os.environ.get("MNIST_DATA"):
             parser.error("--mnist-widths reads MNIST from MNIST_DATA; set it to the folder of the IDX files")

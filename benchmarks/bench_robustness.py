@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from mnist_core.evaluation import predict_probabilities  # noqa: E402
 from mnist_core.handwriting import (  # noqa: E402
     load_optdigits,
     load_pendigits,
@@ -64,8 +65,7 @@ def sources(data: Path, seed: int) -> dict[str, tuple[list[np.ndarray], np.ndarr
 
 def accuracy(predictor: Predictor, images28: np.ndarray, labels: np.ndarray, blank=None) -> float:
     """Percent right; an image the preprocessing called blank counts as wrong."""
-    predicted = np.concatenate([predictor.probabilities(images28[i:i + 1000]).argmax(axis=1)
-                                for i in range(0, len(images28), 1000)])
+    predicted = predict_probabilities(predictor.model, images28).argmax(axis=1)
     right = predicted == labels
     if blank is not None:
         right &= ~blank
