@@ -185,12 +185,16 @@ class ModelStore:
         _fsync_dir(self.directory)
         return keras_path
 
-    def remove_stale_temporaries(self) -> list[Path]:
-        """Delete temporary files left by saves that were killed midway; returns what was removed."""
+    def remove_stale_temporaries(self, name: str | None = None) -> list[Path]:
+        """Delete temporary files left by saves that were killed midway (of model ``name`` only, if given).
+
+        Only call it when no save of that model can be running. Returns what was removed.
+        """
         if not self.directory.is_dir():
             return []
+        pattern = f"{TEMP_PREFIX}{check_name(name)}-*" if name is not None else f"{TEMP_PREFIX}*"
         removed = []
-        for path in self.directory.glob(f"{TEMP_PREFIX}*"):
+        for path in self.directory.glob(pattern):
             path.unlink(missing_ok=True)
             removed.append(path)
         return removed
