@@ -170,7 +170,8 @@ def draw() -> None:
         with right:
             no_model_help()
         return
-    prediction = predictor.predict(canvas.image_data) if canvas.image_data is not None else None
+    drawing = canvas.image_data  # decoded from the canvas' PNG at each access
+    prediction = predictor.predict(drawing) if drawing is not None else None
     drawn = prediction is not None and prediction.digit is not None
     with right:  # first: the answer reaches the browser before the pictures of the steps
         show_prediction(prediction if drawn else None)
@@ -198,7 +199,7 @@ def show_prediction(prediction: Prediction | None) -> None:
     with picture:
         st.image(display.enlarge(prediction.image, 7), caption="The 28×28 image the model sees",
                  alt=f"The 28×28 image the model sees, read as {prediction.digit}")
-    st.altair_chart(display.probability_chart(prediction.probabilities), width="stretch")
+    st.vega_lite_chart(spec=display.probability_chart(prediction.probabilities), width="stretch")
 
 
 def no_model_help() -> None:

@@ -22,6 +22,7 @@ class AugmentationSettings:
     shear_degrees: float = 10.0
     zoom: float = 0.12  # scale in [1 - zoom, 1 + zoom]
     shift_pixels: float = 2.5
+    aspect: float = 0.0  # width/height multiplied by a factor in [1/(1 + aspect), 1 + aspect]
     thicken_probability: float = 0.2
     thin_probability: float = 0.15
 
@@ -40,17 +41,20 @@ def _random_affine(images: tf.Tensor, n: tf.Tensor, s: AugmentationSettings) -> 
     angle = uniform(math.radians(s.rotation_degrees))
     shear = uniform(math.radians(s.shear_degrees))
     scale = 1.0 + uniform(s.zoom)
+    stretch = tf.exp(uniform(math.log(1.0 + s.aspect)))  # width / height, from 1/(1+aspect) to 1+aspect
     tx, ty = uniform(s.shift_pixels), uniform(s.shift_pixels)
-    # The transform maps each output pixel to the input pixel it samples:
-    # input = M @ (output - centre) + centre - shift, with M the inverse of
-    # scale * rotation * shear.
+    # Forward map F = scale * diag(sqrt(stretch), 1/sqrt(stretch)) * rotation * shear
+    # (x to the right, y down). ImageProjectiveTransform wants the inverse: for
+    # each output pixel, the input pixel it samples.
     cos, sin, tan = tf.cos(angle), tf.sin(angle), tf.tan(shear)
-    inv = 1.0 / scale
-    a0, a1 = inv * cos, inv * (sin + cos * tan)
-    b0, b1 = -inv * sin, inv * (cos - sin * tan)
+    sx, sy = scale * tf.sqrt(stretch), scale / tf.sqrt(stretch)
+    f00, f01 = sx * cos, sx * (cos * tan - sin)
+    f10, f11 = sy * sin, sy * (sin * tan + cos)
+    det = f00 * f11 - f01 * f10
+    a0, a1, b0, b1 = f11 / det, -f01 / det, -f10 / det, f00 / det
     centre = 13.5
-    a2 = centre - a0 * centre - a1 * centre - tx
-    b2 = centre - b0 * centre - b1 * centre - ty
+    a2 = centre - a0 * (centre + tx) - a1 * (centre + ty)
+    b2 = centre - b0 * (centre + tx) - b1 * (centre + ty)
     zeros = tf.zeros([n])
     transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default=None, help=data_help)
     train.add_argument("--csv-split", choices=["holdout", "tutorial"], default="holdout",
                        help="how a Kaggle CSV is split (see README)")
+    train.add_argument("--extra-data", type=Path, default=None, metavar="FOLDER",
+                       help="also train on USPS' training set and optdigits' .tra digits from this handwriting "
+                            "folder (holding usps/ and optdigits/), normalised like MNIST; the test set stays MNIST's")
     train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
     train.add_argument("--progress-jsonl", action="store_true",
                        help="report progress as JSON lines on stdout instead of a progress bar")
@@ -126,6 +129,11 @@ def run_train(args) -> int:
     store = _store(args)
     store.paths(name)  # validates the name before any work is done
     data = load_mnist(args.data, csv_split=args.csv_split)
+    if args.extra_data is not None:
+        from mnist_core.data import with_extra_training
+        from mnist_core.handwriting import load_extra_training_digits
+
+        data = with_extra_training(data, *load_extra_training_digits(args.extra_data))
     print(f"data: {data}", file=sys.stderr)
     bar = None
 

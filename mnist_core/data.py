@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +74,36 @@ class MnistData:
     sha256: str
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    extra_source: str = ""  # training images added to the source's (see with_extra_training)
+    extra_sha256: str = ""
 
     def __repr__(self) -> str:
         val = "" if self.x_val is None else f", val={len(self.x_val)}"
-        return f"MnistData(train={len(self.x_train)}{val}, test={len(self.x_test)}, source={self.source!r})"
+        extra = f", extra={self.extra_source!r}" if self.extra_source else ""
+        return f"MnistData(train={len(self.x_train)}{val}, test={len(self.x_test)}, source={self.source!r}{extra})"
+
+
+def with_extra_training(data: MnistData, x: np.ndarray, y: np.ndarray, source: str) -> MnistData:
+    """``data`` with images ``x`` (N, 28, 28) uint8 and labels ``y`` added to its training set; the test set is kept.
+
+    ``source`` and ``sha256`` still name the loaded source (and so its test set);
+    ``extra_source`` and ``extra_sha256`` name what was added.
+    """
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or x.dtype != np.uint8:
+        raise DataError(f"extra training images must be (N, 28, 28) uint8, got {x.shape} {x.dtype}")
+    if len(x) != len(y) or len(y) == 0 or y.min() < 0 or y.max() > 9:
+        raise DataError(f"extra training data needs one label 0-9 per image ({len(x)} images, {len(y)} labels)")
+    if data.extra_source:
+        raise DataError(f"extra training data was already added ({data.extra_source})")
+    digest = hashlib.sha256(x.tobytes())
+    digest.update(y.astype(np.uint8).tobytes())
+    return replace(
+        data,
+        x_train=np.concatenate([data.x_train, x]),
+        y_train=np.concatenate([data.y_train, y.astype(np.uint8)]),
+        extra_source=source,
+        extra_sha256=digest.hexdigest(),
+    )
 
 
 def resolve_source(source: str | os.PathLike | None = None) -> Path | None:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mnist_core.data import DataError
+from mnist_core.preprocessing import to_mnist
 
 PEN_BOX = 500  # pendigits coordinates lie in a 500x500 box, y pointing up
 
@@ -202,6 +203,33 @@ def load_pendigits(path: str | os.PathLike) -> list[PenDigit]:
     if not digits:
         raise DataError(f"{path}: no digits found (expected UNIPEN '.SEGMENT DIGIT' records)")
     return digits
+
+
+# --- more training data ----------------------------------------------------------
+
+
+def load_extra_training_digits(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
+    """USPS' training set and optdigits' ``.tra`` digits, normalised like MNIST: (N, 28, 28) uint8, labels, source.
+
+    Both are written by other people than the benchmark's test sets (USPS test,
+    optdigits ``.windep``), so training on them leaves those honest. Each digit
+    goes through :func:`~mnist_core.preprocessing.to_mnist`, exactly as a drawing
+    does; the few it takes for blank are left out.
+    """
+    folder = Path(folder)
+    parts = {
+        "usps/zip.train": load_usps(folder / "usps", "train"),
+        "optdigits/optdigits-orig.tra": load_optdigits(folder / "optdigits" / "optdigits-orig.tra"),
+    }
+    images, labels = [], []
+    for small, y in parts.values():
+        for image, label in zip(small, y, strict=True):
+            normalised = to_mnist(image)
+            if not normalised.blank:
+                images.append(normalised.image)
+                labels.append(label)
+    source = " + ".join(f"{folder / name} ({len(y)})" for name, (_, y) in parts.items())
+    return np.stack(images), np.array(labels, dtype=np.uint8), source
 
 
 # --- drawing like a user on the canvas -------------------------------------------

@@ -3,6 +3,12 @@
 ``model.predict`` spends ~45 ms per call setting up a data pipeline; one image
 needs none of that. The predictor traces the model once into a TensorFlow
 graph and calls it directly, which takes about a millisecond.
+
+One image at a time goes through an XLA-compiled copy of that graph. Streamlit
+calls ``keras.backend.clear_session()`` after every script run, which empties
+TensorFlow's kernel cache: a plain graph then spends ~55 ms rebuilding its
+kernels on its next call, at every stroke on the page; XLA's compiled program
+is not in that cache and answers in ~1.5 ms (see benchmarks/bench_predictor.py).
 """
 
 from __future__ import annotations
@@ -73,12 +79,17 @@ class Predictor:
         self.model = model
         self.card = card
         self.name = name if name is not None else (card.name if card is not None else model.name)
-        # A concrete function skips tf.function's per-call signature matching (~0.1 ms).
-        self._forward = tf.function(
+        # Concrete functions skip tf.function's per-call signature matching (~0.1 ms).
+        self._forward_one = tf.function(
+            lambda x: self.model(x, training=False),
+            input_signature=[tf.TensorSpec((1, *INPUT_SHAPE), tf.float32)],
+            jit_compile=True,
+        ).get_concrete_function()
+        self._forward_many = tf.function(
             lambda x: self.model(x, training=False),
             input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
-        ).get_concrete_function()
-        self.probabilities(np.zeros((1, 28, 28), np.uint8))  # trace once, now rather than on first use
+        )  # traced on first use: the page only ever sends single drawings
+        self.probabilities(np.zeros((1, 28, 28), np.uint8))  # compile once, now rather than at the first drawing
 
     @classmethod
     def load(cls, name: str = DEFAULT_MODEL, store: ModelStore | None = None) -> Predictor:
@@ -89,7 +100,8 @@ class Predictor:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The forward pass alone: (N, 10) probabilities for uint8 MNIST-style images (N, 28, 28)."""
-        return self._forward(tf.constant(as_model_input(images))).numpy()
+        forward = self._forward_one if len(images) == 1 else self._forward_many
+        return forward(tf.constant(as_model_input(images))).numpy()
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Recognise one drawing or image (any size; grey, RGB or RGBA; either polarity)."""

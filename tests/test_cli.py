@@ -67,6 +67,25 @@ def test_train_then_list_then_evaluate(small_mnist_npz, tmp_path):
     assert figures["test_error"] == pytest.approx(card["test_error"], abs=1e-3)  # the card is the truth
 
 
+@pytest.mark.slow
+def test_train_with_extra_handwriting(small_mnist_npz, handwriting_dir, tmp_path):
+    trained = cli("train", "--arch", "baseline", "--epochs", "1", "--validation-split", "0",
+                  "--data", str(small_mnist_npz), "--extra-data", str(handwriting_dir), "--name", "more",
+                  models=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    card = json.loads((tmp_path / "more.json").read_text())
+    assert card["data"]["n_train"] > 5400 + 9000  # the small MNIST's 5,400 and ~9,200 extra digits
+    assert "zip.train" in card["data"]["extra_source"] and "optdigits-orig.tra" in card["data"]["extra_source"]
+    assert card["test_set"]["n_test"] == 1000 and card["test_set"]["sha256"] == card["data"]["sha256"]
+
+
+def test_extra_data_folder_without_the_files_is_a_clear_error(small_mnist_npz, tmp_path):
+    result = cli("train", "--arch", "baseline", "--epochs", "1", "--data", str(small_mnist_npz),
+                 "--extra-data", str(tmp_path), models=tmp_path / "models")
+    assert result.returncode == 1
+    assert "zip.train" in error_line(result) and "no such file" in error_line(result)
+
+
 def test_evaluate_the_trained_model_on_full_mnist(trained_store, mnist_dir):
     result = cli("evaluate", "--model", "small", "--data", str(mnist_dir), "--json", models=trained_store.directory)
     assert result.returncode == 0, result.stderr

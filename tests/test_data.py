@@ -20,7 +20,14 @@ import numpy as np
 import pytest
 
 from mnist_core import data as data_mod
-from mnist_core.data import DataError, load_kaggle_csv, load_mnist, resolve_source, split_validation
+from mnist_core.data import (
+    DataError,
+    load_kaggle_csv,
+    load_mnist,
+    resolve_source,
+    split_validation,
+    with_extra_training,
+)
 
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",
@@ -790,3 +797,38 @@ def test_a_large_valid_csv_is_read_within_the_documented_memory_bound(tmp_path, 
     rows, growth = int(out[0]), int(out[1])
     assert rows == 42_000
     assert growth <= data_mod.CSV_MEMORY_FACTOR * path.stat().st_size, f"{growth / 2**20:.0f} MB"
+
+
+# --- with_extra_training ---------------------------------------------------------------------------
+
+
+def test_extra_training_images_join_the_training_set_only(mnist):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 30).astype(np.uint8)
+    more = with_extra_training(mnist, x, y, "thirty noise images")
+    assert len(more.x_train) == len(mnist.x_train) + 30
+    np.testing.assert_array_equal(more.x_train[-30:], x)
+    np.testing.assert_array_equal(more.y_train[-30:], y)
+    assert more.x_test is mnist.x_test and more.y_test is mnist.y_test  # the test set is the source's
+    assert (more.source, more.sha256) == (mnist.source, mnist.sha256)
+    assert more.extra_source == "thirty noise images" and len(more.extra_sha256) == 64
+    other = with_extra_training(mnist, x, (y + 1) % 10, "relabelled")
+    assert other.extra_sha256 != more.extra_sha256  # the checksum covers the labels too
+
+
+@pytest.mark.parametrize("x, y, message", [
+    (np.zeros((3, 16, 16), np.uint8), np.zeros(3, np.uint8), "(N, 28, 28) uint8"),
+    (np.zeros((3, 28, 28), np.float32), np.zeros(3, np.uint8), "(N, 28, 28) uint8"),
+    (np.zeros((3, 28, 28), np.uint8), np.zeros(2, np.uint8), "one label 0-9 per image"),
+    (np.zeros((3, 28, 28), np.uint8), np.array([0, 1, 10]), "one label 0-9 per image"),
+])
+def test_malformed_extra_training_data_is_refused(mnist, x, y, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        with_extra_training(mnist, x, y, "bad")
+
+
+def test_extra_training_data_is_added_once(mnist):
+    x, y = np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8)
+    with pytest.raises(DataError, match="already added"):
+        with_extra_training(with_extra_training(mnist, x, y, "first"), x, y, "second")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -73,14 +75,16 @@ def test_thumbnail_fits_any_step_into_a_square_keeping_the_aspect_ratio():
 # --- charts ---------------------------------------------------------------------------------
 
 
-def test_probability_frame_marks_the_top_class():
+def test_probability_chart_marks_the_top_class():
     p = np.array([0.01, 0.02, 0.7, 0.2, 0.07, 0, 0, 0, 0, 0])
-    frame = display.probability_frame(p)
-    assert list(frame["digit"]) == [str(d) for d in range(10)]
-    assert frame["top"].sum() == 1 and frame.loc[frame["top"], "digit"].item() == "2"
-    assert display.probability_frame(np.zeros(10))["top"].sum() == 0  # nothing drawn: nothing highlighted
-    spec = display.probability_chart(p).to_dict()
+    spec = display.probability_chart(p)
+    values = spec["data"]["values"]
+    assert [v["digit"] for v in values] == [str(d) for d in range(10)]
+    assert [v["probability"] for v in values] == pytest.approx(p)
+    assert [v["digit"] for v in values if v["top"]] == ["2"]
+    assert not any(v["top"] for v in display.probability_chart(np.zeros(10))["data"]["values"])  # nothing drawn
     assert spec["mark"]["type"] == "bar"
+    json.dumps(spec)  # plain JSON, as st.vega_lite_chart sends it
 
 
 def test_runner_up():

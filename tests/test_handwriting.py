@@ -11,6 +11,7 @@ from mnist_core.data import DataError
 from mnist_core.handwriting import (
     PenDigit,
     canvas_points,
+    load_extra_training_digits,
     load_optdigits,
     load_pendigits,
     load_semeion,
@@ -18,6 +19,7 @@ from mnist_core.handwriting import (
     random_canvas_drawing,
     render_pen_digit,
 )
+from mnist_core.preprocessing import to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,28 @@ def test_usps(handwriting_dir):
     assert np.bincount(labels).tolist() == [359, 264, 198, 166, 200, 160, 170, 147, 166, 177]
     train_images, train_labels = load_usps(handwriting_dir / "usps", split="train")
     check_images(train_images, train_labels, 7291, 16)
+
+
+def test_extra_training_digits_are_usps_train_and_optdigits_tra_normalised_like_mnist(handwriting_dir):
+    x, y, source = load_extra_training_digits(handwriting_dir)
+    assert "zip.train (7291)" in source and "optdigits-orig.tra (1934)" in source
+    assert 7291 + 1934 - 5 <= len(x) <= 7291 + 1934  # the few taken for blank are left out
+    check_images(x, y, len(x), 28)
+    # MNIST's normalisation: the ink fits in 20x20 and its centre of mass is at the centre.
+    ink_rows, ink_cols = (x > 0).any(axis=2), (x > 0).any(axis=1)
+    height = 28 - ink_rows.argmax(axis=1) - ink_rows[:, ::-1].argmax(axis=1)
+    width = 28 - ink_cols.argmax(axis=1) - ink_cols[:, ::-1].argmax(axis=1)
+    assert np.maximum(height, width).max() <= 21 and np.median(np.maximum(height, width)) >= 19
+    mass = x.astype(float)
+    centre_row = (mass.sum(axis=2) * np.arange(28)).sum(axis=1) / mass.sum(axis=(1, 2))
+    assert np.median(np.abs(centre_row - 13.5)) < 0.6
+    # None of the benchmark's test digits is among them (USPS test, optdigits .windep).
+    extra = {image.tobytes() for image in x}
+    usps_test, _ = load_usps(handwriting_dir / "usps", "test")
+    windep, _ = load_optdigits(handwriting_dir / "optdigits" / "optdigits-orig.windep")
+    for image in [*usps_test, *windep]:
+        normalised = to_mnist(image)
+        assert normalised.blank or normalised.image.tobytes() not in extra
 
 
 def test_usps_split_must_be_test_or_train(handwriting_dir):

@@ -1,5 +1,6 @@
 """The Predictor on real pen strokes drawn onto canvases, as the app and the CLI use it."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -43,6 +44,17 @@ def test_predict_and_predict_many_agree(predictor, pen_digits):
         assert alone.digit == batch_prediction.digit
         np.testing.assert_allclose(alone.probabilities, batch_prediction.probabilities, rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(alone.image, batch_prediction.image)
+
+
+def test_predictions_survive_what_streamlit_does_after_every_run(predictor, pen_digits):
+    """Streamlit calls keras.backend.clear_session() after each script run; answers must not change."""
+    canvases = [render_pen_digit(d) for d in pen_digits[:5]]
+    before = [predictor.predict(c) for c in canvases]
+    for canvas, earlier in zip(canvases, before, strict=True):
+        keras.backend.clear_session()
+        again = predictor.predict(canvas)
+        assert again.digit == earlier.digit
+        np.testing.assert_allclose(again.probabilities, earlier.probabilities, rtol=1e-5, atol=1e-7)
 
 
 def test_a_prediction_holds_what_the_model_saw(predictor, pen_digits):

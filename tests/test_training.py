@@ -4,7 +4,9 @@ import threading
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from mnist_core.augmentation import AugmentationSettings, augment_batch
 from mnist_core.data import MnistData
 from mnist_core.training import TrainingCancelled, TrainingSettings, make_dataset, train
 
@@ -98,3 +100,26 @@ def test_augmented_batches_stay_images_of_the_same_digits(mnist):
     assert (changed > 0.01).mean() > 0.9  # nearly every image is transformed...
     ink_ratio = images[..., 0].sum(axis=(1, 2)) / original.sum(axis=(1, 2))
     assert np.median(ink_ratio) == pytest.approx(1.0, abs=0.25)  # ...but keeps about its ink
+
+
+def test_augmentation_with_every_range_zero_leaves_images_unchanged(mnist):
+    x = tf.constant(mnist.x_train[:64, :, :, None] / 255.0, tf.float32)
+    still = AugmentationSettings(rotation_degrees=0, shear_degrees=0, zoom=0, shift_pixels=0,
+                                 thicken_probability=0, thin_probability=0, aspect=0)
+    np.testing.assert_allclose(augment_batch(x, still).numpy(), x.numpy(), atol=1e-6)
+
+
+def test_aspect_augmentation_makes_digits_wider_and_narrower(mnist):
+    """A '1' stretched sideways gets wider and shorter, or narrower and taller: the width/height ratio varies."""
+    one = mnist.x_train[mnist.y_train == 1][0]
+    x = tf.constant(np.repeat(one[None, :, :, None], 200, axis=0) / 255.0, tf.float32)
+    only_aspect = AugmentationSettings(rotation_degrees=0, shear_degrees=0, zoom=0, shift_pixels=0,
+                                       thicken_probability=0, thin_probability=0, aspect=0.5)
+
+    def ink_width_over_height(image):
+        rows, cols = np.nonzero(image > 0.3)
+        return (np.ptp(cols) + 1) / (np.ptp(rows) + 1)
+
+    ratios = np.array([ink_width_over_height(im[..., 0]) for im in augment_batch(x, only_aspect).numpy()])
+    original = ink_width_over_height(one / 255.0)
+    assert ratios.min() < 0.85 * original and ratios.max() > 1.15 * original
