@@ -6,7 +6,8 @@ levels) and pasted into a 28x28 field with the centre of mass at the centre.
 :func:`to_mnist` does the same to anything a user gives the app:
 
 1. **ink**: the background colour is estimated from the image's border (the
-   median colour of its outermost pixels); each pixel's ink is its distance from
+   median colour of its outermost pixels, or of its corners when the digit
+   covers half the border); each pixel's ink is its distance from
    that colour (the largest difference over the colour channels), stretched so
    the strongest ink is 255, with faint noise dropped. Either polarity and any
    colours work. In an RGBA image with transparent pixels, those are the
@@ -51,6 +52,12 @@ MIN_CONTRAST = 0.10
 # digit's bounding box.
 NOISE_FLOOR = 0.10
 NOISE_MULTIPLE = 8
+# When the border's pixels are, at the median, this far from their median colour,
+# the border is not background with noise but part ink, part background (a digit
+# filling its frame), and the background colour is taken from the corners instead.
+# (As noise, NOISE_MULTIPLE times this would wipe out all but the strongest ink.)
+SPLIT_BORDER_DISTANCE = 24
+
 # A drawing is blank when the longer side of its ink's bounding box is shorter
 # than this fraction of the image's longer side: a speck (a tap of the pen, a
 # stray dot), not a digit. On a 280-pixel canvas that is 28 pixels, a dot of a
@@ -227,22 +234,36 @@ def _ink(picture: Image.Image) -> Image.Image:
 
 
 def _distance_from_border_colour(picture: Image.Image) -> tuple[Image.Image, float]:
-    """Each pixel's distance from the border's median colour, and the border's noise.
+    """Each pixel's distance from the background colour, and the background's noise.
 
-    The distance is the largest difference over the colour bands; the noise is
-    the median distance of the border's own pixels (paper texture, sensor noise).
+    The background colour is the border's median colour; the distance is the
+    largest difference over the colour bands; the noise is the median distance
+    of the border's own pixels (paper texture, sensor noise). A digit that fills
+    its frame (a scan cropped to the digit) can cover half the border, and the
+    median then falls between ink and paper: the corners, which a digit hardly
+    ever fills, give the background instead.
     """
     width, height = picture.size
     edges = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height), (width - 1, 0, width, height)]
-    bands = len(picture.getbands())
-    border = np.concatenate([np.asarray(picture.crop(edge)).reshape(-1, bands) for edge in edges]).astype(np.int16)
-    background = np.median(border, axis=0).round().astype(np.int16)
-    noise = float(np.median(np.abs(border - background).max(axis=1)))
+    background, noise = _typical_colour(picture, edges)
+    if noise > SPLIT_BORDER_DISTANCE:
+        side = max(2, min(width, height) // 8)
+        corners = [(0, 0, side, side), (width - side, 0, width, side),
+                   (0, height - side, side, height), (width - side, height - side, width, height)]
+        background, noise = _typical_colour(picture, corners)
     if picture.mode == "L":
         return ImageChops.difference(picture, Image.new("L", picture.size, int(background[0]))), noise
     fill = tuple(int(v) for v in background)
     distance = ImageChops.difference(picture, Image.new(picture.mode, picture.size, fill))
     return _largest_colour_band(distance), noise
+
+
+def _typical_colour(picture: Image.Image, boxes: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, float]:
+    """The median colour of the pixels in ``boxes``, and their median distance from it."""
+    bands = len(picture.getbands())
+    pixels = np.concatenate([np.asarray(picture.crop(box)).reshape(-1, bands) for box in boxes]).astype(np.int16)
+    colour = np.median(pixels, axis=0).round().astype(np.int16)
+    return colour, float(np.median(np.abs(pixels - colour).max(axis=1)))
 
 
 def _distance_from_transparent(picture: Image.Image) -> Image.Image:

@@ -156,6 +156,19 @@ def test_small_real_images_from_other_datasets(handwriting_dir):
             assert_mnist_like(to_mnist(image))
 
 
+def test_digits_filling_their_frame_are_not_taken_for_blank(handwriting_dir):
+    """Scans cropped to the digit: ink covers half the border, so the border's median is no background."""
+    semeion, _ = load_semeion(handwriting_dir / "semeion")
+    usps, _ = load_usps(handwriting_dir / "usps")
+    filling = [x for x in [*semeion, *usps] if (np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]]) > 127).mean() >= 0.35]
+    assert len(filling) >= 9  # the real cases: eight Semeion digits and a USPS one
+    for image in filling:
+        result = to_mnist(image)
+        assert_mnist_like(result)
+        inverted = to_mnist(255 - image)  # the same digit, dark on light
+        assert np.abs(inverted.image.astype(int) - result.image).max() <= 1
+
+
 # --- blank, specks and awkward drawings ---------------------------------------------
 
 
