@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +64,15 @@ def sources(data: Path, seed: int) -> dict[str, tuple[list[np.ndarray], np.ndarr
     }
 
 
-def accuracy(predictor: Predictor, images28: np.ndarray, labels: np.ndarray, blank=None) -> float:
-    """Percent right; an image the preprocessing called blank counts as wrong."""
+def accuracy(predictor: Predictor, images28: np.ndarray, labels: np.ndarray, blank=None) -> tuple[float, list]:
+    """Percent right (an image the preprocessing called blank counts as wrong), and the commonest mistakes."""
     predicted = predict_probabilities(predictor.model, images28).argmax(axis=1)
     right = predicted == labels
     if blank is not None:
         right &= ~blank
-    return 100.0 * float(np.mean(right))
+    shown = np.where(blank, -1, predicted) if blank is not None else predicted
+    pairs = Counter(f"{t}->{'blank' if p < 0 else p}" for t, p in zip(labels[~right], shown[~right], strict=True))
+    return 100.0 * float(np.mean(right)), pairs.most_common(5)
 
 
 def main() -> None:
@@ -85,24 +88,28 @@ def main() -> None:
     predictor = Predictor.load(args.model, ModelStore(args.models_dir))
     rows = []
     print(f"model {args.model!r} ({predictor.card.architecture}, MNIST test error {predictor.card.test_error:.2f}%)")
-    print(f"{'source':18s} {'n':>6s} {'naive':>8s} {'ours':>8s} {'no width':>9s} {'target':>7s} {'blank':>6s}")
+    print(f"{'source':18s} {'n':>6s} {'naive':>8s} {'ours':>8s} {'no width':>9s} {'target':>7s} {'blank':>6s}  "
+          "commonest mistakes (true->predicted)")
     for name, (images, labels) in sources(args.data, args.seed).items():
         ours = [to_mnist(x) for x in images]
         plain = [to_mnist(x, normalise_width=False) for x in images]
+        ours_right, ours_mistakes = accuracy(predictor, np.stack([p.image for p in ours]), labels,
+                                             np.array([p.blank for p in ours]))
         row = {
             "source": name,
             "n": len(labels),
-            "naive": accuracy(predictor, np.stack([naive(x) for x in images]), labels),
-            "ours": accuracy(predictor, np.stack([p.image for p in ours]), labels,
-                             np.array([p.blank for p in ours])),
+            "naive": accuracy(predictor, np.stack([naive(x) for x in images]), labels)[0],
+            "ours": ours_right,
             "ours_without_width_step": accuracy(predictor, np.stack([p.image for p in plain]), labels,
-                                                np.array([p.blank for p in plain])),
-            "taken_for_blank": sum(p.blank for p in ours),
+                                                np.array([p.blank for p in plain]))[0],
+            "taken_for_blank": int(sum(p.blank for p in ours)),
             "target": TARGETS[name],
+            "commonest_mistakes": ours_mistakes,  # ["true->predicted" (or "->blank"), count]
         }
         rows.append(row)
         print(f"{name:18s} {row['n']:6d} {row['naive']:7.2f}% {row['ours']:7.2f}% "
-              f"{row['ours_without_width_step']:8.2f}% {row['target']:6.1f}% {row['taken_for_blank']:6d}", flush=True)
+              f"{row['ours_without_width_step']:8.2f}% {row['target']:6.1f}% {row['taken_for_blank']:6d}  "
+              f"{', '.join(f'{pair} x{count}' for pair, count in ours_mistakes[:3])}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": args.model, "card_test_error": predictor.card.test_error,
                                     "seed": args.seed, "rows": rows}, indent=1))
