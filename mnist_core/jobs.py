@@ -146,7 +146,8 @@ class TrainingRunner:
             final = dict(state="cancelled", error="stopped on request; the previous models are unchanged")
         else:
             final = dict(state="failed", error=_last_error(job.log) or f"training exited with status {code}")
-            # A process killed while saving leaves its temporary files; the store never lists them.
+            # A process killed while saving leaves its temporary files (the store never lists them), or,
+            # killed between its two renames, the new model with its card not yet in place: clean up or complete.
             self.store.remove_stale_temporaries(job.status.name)
         with self._lock:
             job.status = replace(job.status, finished=time.time(), **final)

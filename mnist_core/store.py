@@ -186,18 +186,41 @@ class ModelStore:
         return keras_path
 
     def remove_stale_temporaries(self, name: str | None = None) -> list[Path]:
-        """Delete temporary files left by saves that were killed midway (of model ``name`` only, if given).
+        """Clean up after saves that were killed midway (of model ``name`` only, if given).
 
-        Only call it when no save of that model can be running. Returns what was removed.
+        A save killed between its two renames has put the new ``NAME.keras`` in
+        place while its card is still a temporary file: that card, which matches
+        the new file, is moved into place, completing the save. Every other
+        temporary file is deleted. Only call it when no save of that model can be
+        running. Returns the files deleted.
         """
         if not self.directory.is_dir():
             return []
         pattern = f"{TEMP_PREFIX}{check_name(name)}-*" if name is not None else f"{TEMP_PREFIX}*"
         removed = []
-        for path in self.directory.glob(pattern):
+        for path in sorted(self.directory.glob(pattern)):
+            if path.suffix == ".json" and self._complete_interrupted_save(path):
+                continue
             path.unlink(missing_ok=True)
             removed.append(path)
         return removed
+
+    def _complete_interrupted_save(self, temporary_card: Path) -> bool:
+        """Move ``temporary_card`` into place if it matches the ``.keras`` in place and the card there does not."""
+        try:
+            card = ModelCard.from_dict(json.loads(temporary_card.read_text(encoding="utf-8")))
+            keras_path, card_path = self.paths(card.name)
+        except (OSError, ValueError, TypeError):
+            return False
+        if not temporary_card.name.startswith(f"{TEMP_PREFIX}{card.name}-") or not keras_path.is_file():
+            return False
+        if not card.keras_sha256 or card.keras_sha256 != file_sha256(keras_path):
+            return False
+        if self.inspect(card.name).ok:  # the card in place already describes the file: nothing to complete
+            return False
+        os.replace(temporary_card, card_path)
+        _fsync_dir(self.directory)
+        return True
 
     def _temp_path(self, name: str, suffix: str, created: list[Path]) -> Path:
         fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}-", suffix=suffix, dir=self.directory)

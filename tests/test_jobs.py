@@ -131,7 +131,9 @@ def test_training_runs_at_lower_priority(store, small_mnist_npz):
     runner.start(LONG, "niced", small_mnist_npz)
     try:
         wait_for(lambda: runner.status().progress is not None)
-        assert os.getpriority(os.PRIO_PROCESS, runner._job.process.pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10
+        lowest = 19  # a niceness cannot go beyond it, even when the tests themselves run niced
+        expected = min(os.getpriority(os.PRIO_PROCESS, 0) + 10, lowest)
+        assert os.getpriority(os.PRIO_PROCESS, runner._job.process.pid) >= expected
     finally:
         runner.stop()
         runner.wait(120)

@@ -197,6 +197,42 @@ while True:
 """
 
 
+def test_a_save_killed_between_its_two_renames_is_completed_by_the_clean_up(trained_store, tmp_path):
+    """The new NAME.keras is in place but its card is still a temporary file: the clean-up moves it in."""
+    store = ModelStore(tmp_path / "store")
+    copy_model(trained_store, "small", store, "victim")
+    old_card = (store.directory / "victim.json").read_text()
+    newer = ModelStore(tmp_path / "newer")  # the complete new pair, as the killed save had written it
+    model, card = trained_store.load("small")
+    model.set_weights([w + 0.01 for w in model.get_weights()])  # a retrained model: other weights, another card
+    card.name, card.epochs_run = "victim", 99
+    newer.save(model, card)
+    os.replace(newer.directory / "victim.keras", store.directory / "victim.keras")  # the first rename happened
+    os.replace(newer.directory / "victim.json", store.directory / ".tmp-victim-k1ll3d.json")  # the second did not
+    (store.directory / ".tmp-victim-0ther.keras").write_bytes(b"half a model")  # another killed save's leftover
+    assert not store.inspect("victim").ok and (store.directory / "victim.json").read_text() == old_card
+
+    removed = store.remove_stale_temporaries("victim")
+
+    assert [p.name for p in removed] == [".tmp-victim-0ther.keras"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["victim.json", "victim.keras"]
+    entry = store.inspect("victim")
+    assert entry.ok and entry.card.epochs_run == 99
+    loaded, _ = store.load("victim")
+    assert loaded(np.zeros((1, 28, 28, 1), np.float32)).shape == (1, 10)
+
+
+def test_a_temporary_card_that_does_not_match_the_model_in_place_is_deleted(trained_store, tmp_path):
+    """Killed before the first rename: the old pair stays, the new card (of a file never put in place) goes."""
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "victim")
+    card = json.loads((tmp_path / "victim.json").read_text())
+    card["keras_sha256"] = "0" * 64
+    (tmp_path / ".tmp-victim-early.json").write_text(json.dumps(card))
+    assert [p.name for p in store.remove_stale_temporaries()] == [".tmp-victim-early.json"]
+    assert store.inspect("victim").ok and json.loads((tmp_path / "victim.json").read_text())["keras_sha256"] != "0" * 64
+
+
 @pytest.mark.slow
 def test_a_save_killed_midway_leaves_the_previous_model_loadable(trained_store, tmp_path):
     """SIGKILL a process that saves over and over, at several moments; the store is never damaged."""
