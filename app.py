@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import threading
 import uuid
 from pathlib import Path
 
@@ -54,12 +55,15 @@ def training_runner(models_dir: str) -> TrainingRunner:
 def load_predictor(models_dir: str, name: str, version: str) -> Predictor:
     """Model ``name``, loaded once per server; ``version`` (its checksum) changes when it is retrained."""
     tune_threads_for_single_images()  # takes effect at the server's first model; training runs in its own process
-    return Predictor.load(name, ModelStore(models_dir))
+    predictor = Predictor.load(name, ModelStore(models_dir))
+    # The page is usable while the forward pass compiles; nobody draws a digit in the next 0.3 s.
+    threading.Thread(target=predictor.warm_up, name=f"warm-up-{name}", daemon=True).start()
+    return predictor
 
 
 @st.cache_resource
 def freeze_long_lived_objects() -> None:
-    """Hide what is alive once the first model is loaded (TensorFlow, Keras, the model) from the garbage collector.
+    """Hide what is alive once a model is loaded (TensorFlow, Keras, the model) from the garbage collector.
 
     After every run, even a fragment's, Streamlit calls Keras' ``clear_session()``, which runs a full
     garbage collection: with TensorFlow loaded that is ~200 ms of CPU holding the interpreter, after
@@ -125,7 +129,6 @@ def active_predictor() -> Predictor | None:
     except ModelStoreError as exc:
         state.unloadable[entry.name] = (version, str(exc))
         st.rerun()
-    freeze_long_lived_objects()
     return predictor
 
 
@@ -417,3 +420,4 @@ with inside_tab:
         no_model_help()
     else:
         look_inside(predictor)
+        freeze_long_lived_objects()  # once per server, after the first page is out: it takes ~0.2 s
