@@ -32,27 +32,22 @@ from mnist_core.preprocessing import to_mnist  # noqa: E402
 from mnist_core.store import ModelStore  # noqa: E402
 
 
-def timed(call, inputs) -> np.ndarray:
-    """Milliseconds per call of ``call`` on each input."""
+def timed(call, inputs, before=None) -> np.ndarray:
+    """Milliseconds per call of ``call`` on each input, each call preceded (untimed) by ``before()`` if given."""
     call(inputs[0])
     out = []
     for item in inputs:
+        if before is not None:
+            before()
         started = time.perf_counter()
         call(item)
         out.append(1000 * (time.perf_counter() - started))
     return np.array(out)
 
 
-def timed_after_clear_session(call, inputs) -> np.ndarray:
-    """Milliseconds per call, each call preceded (untimed) by what Streamlit does after every script run."""
-    call(inputs[0])
-    out = []
-    for item in inputs:
-        keras.backend.clear_session(free_memory=False)
-        started = time.perf_counter()
-        call(item)
-        out.append(1000 * (time.perf_counter() - started))
-    return np.array(out)
+def streamlit_after_run() -> None:
+    """What Streamlit does after every script run, so before every drawing on the page."""
+    keras.backend.clear_session(free_memory=False)
 
 
 def main() -> None:
@@ -81,7 +76,7 @@ def main() -> None:
         "preprocessing (to_mnist)": timed(to_mnist, canvases),
         "forward pass (Predictor)": timed(lambda x: predictor.probabilities(x[None]), images28),
         "total: Predictor.predict": timed(predictor.predict, canvases),
-        "total, after clear_session (page)": timed_after_clear_session(predictor.predict, canvases),
+        "total, after clear_session (page)": timed(predictor.predict, canvases, before=streamlit_after_run),
         "keras model.predict (forward only)": timed(
             lambda x: predictor.model.predict(as_model_input(x[None]), verbose=0), images28),
     }

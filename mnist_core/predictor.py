@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import keras
 import numpy as np
@@ -79,18 +80,6 @@ class Predictor:
         self.model = model
         self.card = card
         self.name = name if name is not None else (card.name if card is not None else model.name)
-        self._one = tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec((1, *INPUT_SHAPE), tf.float32)],
-            jit_compile=True,
-        )
-        self._many = tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
-        )
-        # Each is traced and compiled at its first call (or by warm_up); calling the concrete
-        # function afterwards skips tf.function's per-call signature matching (~0.1 ms).
-        self._forward_one = self._forward_many = None
 
     @classmethod
     def load(cls, name: str = DEFAULT_MODEL, store: ModelStore | None = None) -> Predictor:
@@ -101,17 +90,29 @@ class Predictor:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The forward pass alone: (N, 10) probabilities for uint8 MNIST-style images (N, 28, 28)."""
-        if len(images) == 1:
-            self._forward_one = self._forward_one or self._one.get_concrete_function()
-            forward = self._forward_one
-        else:
-            self._forward_many = self._forward_many or self._many.get_concrete_function()
-            forward = self._forward_many
+        forward = self._forward_one if len(images) == 1 else self._forward_many
         return forward(tf.constant(as_model_input(images))).numpy()
 
     def warm_up(self) -> None:
         """Compile the one-drawing path now (~0.3 s) rather than at the first drawing."""
         self.probabilities(np.zeros((1, 28, 28), np.uint8))
+
+    # Each forward pass is traced (and compiled) at its first use, or by warm_up. A concrete
+    # function skips tf.function's per-call signature matching (~0.1 ms).
+    @cached_property
+    def _forward_one(self):
+        return self._concrete(batch=1, jit_compile=True)
+
+    @cached_property
+    def _forward_many(self):
+        return self._concrete(batch=None, jit_compile=False)
+
+    def _concrete(self, batch: int | None, jit_compile: bool):
+        return tf.function(
+            lambda x: self.model(x, training=False),
+            input_signature=[tf.TensorSpec((batch, *INPUT_SHAPE), tf.float32)],
+            jit_compile=jit_compile,
+        ).get_concrete_function()
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Recognise one drawing or image (any size; grey, RGB or RGBA; either polarity)."""
