@@ -4,8 +4,8 @@
     predictor = Predictor.load()          # the shipped default model
     predictor.predict(canvas_rgba).digit
 
-Names are imported on first use, so ``python -m mnist_core models`` does not
-pay for loading TensorFlow.
+Names are imported on first use, so ``from mnist_core import to_mnist, load_mnist``
+does not pay for loading TensorFlow (~4 s).
 """
 
 from importlib import import_module

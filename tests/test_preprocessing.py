@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -363,3 +365,10 @@ def test_upscaled_mnist_digits_come_back_as_they_were(mnist):
         centres = np.array([centre_of_mass(x) for x in restored])
         assert np.abs(centres - 14.0).max() <= 1.0
         assert np.abs(centres.mean(axis=0) - 14.0).max() < 0.1
+
+
+def test_preprocessing_and_data_load_without_tensorflow():
+    """``from mnist_core import to_mnist, load_mnist`` does not import TensorFlow (~4 s)."""
+    code = "import sys; from mnist_core import to_mnist, load_mnist; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
