@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
 from mnist_core.architectures import ARCHITECTURES  # noqa: E402
@@ -77,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--extra-data", type=Path, default=None, metavar="FOLDER",
                        help="also train on USPS' training set and optdigits' .tra digits from this handwriting "
                             "folder (holding usps/ and optdigits/), normalised like MNIST; the test set stays MNIST's")
+    train.add_argument("--crossed-sevens", action="store_true",
+                       help="also train on a copy of each training 7 with a bar through its stem, as much of "
+                            "the world writes it (MNIST's writers hardly did)")
     train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
     train.add_argument("--progress-jsonl", action="store_true",
                        help="report progress as JSON lines on stdout instead of a progress bar")
@@ -129,11 +134,7 @@ def run_train(args) -> int:
     store = _store(args)
     store.paths(name)  # validates the name before any work is done
     data = load_mnist(args.data, csv_split=args.csv_split)
-    if args.extra_data is not None:
-        from mnist_core.data import with_extra_training
-        from mnist_core.handwriting import load_extra_training_digits
-
-        data = with_extra_training(data, *load_extra_training_digits(args.extra_data))
+    data = _with_extras(data, args)
     print(f"data: {data}", file=sys.stderr)
     bar = None
 
@@ -168,6 +169,25 @@ def run_train(args) -> int:
     print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set['n_test']} test images "
           f"({card.training_seconds:.0f} s)")
     return 0
+
+
+def _with_extras(data, args):
+    """``data`` with what --extra-data and --crossed-sevens add to its training set."""
+    from mnist_core.data import with_extra_training
+
+    extras = []
+    if args.extra_data is not None:
+        from mnist_core.handwriting import load_extra_training_digits
+
+        extras.append(load_extra_training_digits(args.extra_data))
+    if args.crossed_sevens:  # drawn on the loaded training set's 7s only
+        from mnist_core.styles import crossed_sevens
+
+        extras.append(crossed_sevens(data.x_train, data.y_train, seed=args.seed or 0))
+    if not extras:
+        return data
+    images, labels, sources = zip(*extras, strict=True)
+    return with_extra_training(data, np.concatenate(images), np.concatenate(labels), " + ".join(sources))
 
 
 def _json_progress():
