@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crossed-sevens", action="store_true",
                        help="also train on a copy of each training 7 with a bar through its stem, as much of "
                             "the world writes it (MNIST's writers hardly did)")
+    train.add_argument("--box-filled", type=int, default=0, metavar="N",
+                       help="also train on copies of N random training digits (with --extra-data's) stretched to "
+                            "fill their box, as some collections normalise digits and as people draw wide ones")
     train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
     train.add_argument("--progress-jsonl", action="store_true",
                        help="report progress as JSON lines on stdout instead of a progress bar")
@@ -172,17 +175,20 @@ def run_train(args) -> int:
 
 
 def _with_extras(data, args):
-    """``data`` with what --extra-data and --crossed-sevens add to its training set."""
+    """``data`` with what --extra-data, --crossed-sevens and --box-filled add to its training set."""
     from mnist_core.data import with_extra_training
+    from mnist_core.styles import box_filled, crossed_sevens
 
     extras = []
     if args.extra_data is not None:
         from mnist_core.handwriting import load_extra_training_digits
 
         extras.append(load_extra_training_digits(args.extra_data))
+    if args.box_filled:  # drawn from the training digits loaded so far
+        x = np.concatenate([data.x_train, *(images for images, _, _ in extras)])
+        y = np.concatenate([data.y_train, *(labels for _, labels, _ in extras)])
+        extras.append(box_filled(x, y, args.box_filled, seed=args.seed or 0))
     if args.crossed_sevens:  # drawn on the loaded training set's 7s only
-        from mnist_core.styles import crossed_sevens
-
         extras.append(crossed_sevens(data.x_train, data.y_train, seed=args.seed or 0))
     if not extras:
         return data

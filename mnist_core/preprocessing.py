@@ -127,7 +127,7 @@ def to_mnist(image: np.ndarray, *, normalise_width: bool = True) -> Preprocessed
     fitted = fitted * (255.0 / fitted.max())
     steps["fitted 20x20"] = _to_uint8(fitted)
 
-    centred = _centre_by_mass(fitted)
+    centred = centre_by_mass(fitted)
     steps["centred 28x28"] = centred
     return Preprocessed(image=centred, blank=False, steps=steps)
 
@@ -324,8 +324,11 @@ def _normalise_stroke_width(digit: Image.Image) -> Image.Image:
     return image.crop(image.getbbox())
 
 
-def _centre_by_mass(fitted: np.ndarray) -> np.ndarray:
-    """Paste into 28x28, shifting by whole pixels so the centre of mass is nearest (14, 14)."""
+def centre_by_mass(fitted: np.ndarray) -> np.ndarray:
+    """Paste a fitted digit (at most 28x28, float, ink high) into 28x28 uint8, its centre of mass nearest (14, 14).
+
+    It shifts by whole pixels, as MNIST did.
+    """
     height, width = fitted.shape
     total = fitted.sum()
     rows = (fitted.sum(axis=1) * np.arange(height)).sum() / total
