@@ -1,13 +1,13 @@
-"""Crossed 7s drawn onto real MNIST 7s, compared with real crossed 7s written on a tablet."""
+"""Crossed 7s and box-filled digits drawn from real MNIST digits, compared with real handwriting that has them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnist_core.handwriting import load_pendigits, render_pen_digit
+from mnist_core.handwriting import load_pendigits, load_semeion, render_pen_digit
 from mnist_core.preprocessing import to_mnist
-from mnist_core.styles import cross_seven, crossed_sevens
+from mnist_core.styles import box_filled, cross_seven, crossed_sevens
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +41,17 @@ def test_a_bar_crosses_the_stem_of_nearly_every_seven(sevens):
     assert np.mean(gains >= 3) > 0.85  # the middle now holds a bar several pixels wide
 
 
+def likeness(images: np.ndarray, real: np.ndarray) -> float:
+    """Correlation of two sets' mean images."""
+    return float(np.corrcoef(images.astype(float).mean(axis=0).ravel(), real.astype(float).mean(axis=0).ravel())[0, 1])
+
+
 def test_crossed_sevens_look_like_real_crossed_sevens(sevens, handwriting_dir):
     pen = load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")
     real = np.stack([to_mnist(render_pen_digit(d)).image for d in pen if d.label == 7 and has_crossbar(d)])
     assert len(real) > 300  # most of the pen writers cross their 7s
     drawn, _, _ = crossed_sevens(sevens, np.full(len(sevens), 7), seed=0)
-
-    def likeness(images):
-        return np.corrcoef(images.astype(float).mean(axis=0).ravel(), real.astype(float).mean(axis=0).ravel())[0, 1]
-
-    assert likeness(drawn) > likeness(sevens) + 0.03
+    assert likeness(drawn, real) > likeness(sevens, real) + 0.03
 
 
 def test_crossed_sevens_are_sevens_and_seeded(mnist):
@@ -67,3 +68,40 @@ def test_no_sevens_is_a_clear_error(mnist):
     ones = mnist.y_test == 1
     with pytest.raises(ValueError, match="no 7"):
         crossed_sevens(mnist.x_test[ones], mnist.y_test[ones])
+
+
+def test_box_filled_digits_fill_the_20x20_box(mnist):
+    x, y = mnist.x_test, mnist.y_test
+    images, labels, source = box_filled(x, y, 2000, seed=0)
+    assert images.shape == (2000, 28, 28) and images.dtype == np.uint8 and source.endswith("(2000, seed 0)")
+    for image in images[:300]:
+        rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+        assert 19 <= rows[-1] - rows[0] + 1 <= 20 and 19 <= cols[-1] - cols[0] + 1 <= 20
+        assert abs(centre_of_mass(image)[0] - 14) <= 1 and abs(centre_of_mass(image)[1] - 14) <= 1
+    # a plain, upright 1 is never stretched into a bar: only wide enough digits are chosen, so fewer 1s
+    assert (labels == 1).mean() < 0.75 * (y == 1).mean()
+
+
+def test_box_filled_digits_look_like_semeions(mnist, handwriting_dir):
+    """Semeion stretched every digit to fill its 16x16 square: box-filled MNIST digits resemble them more."""
+    x, y = mnist.x_test, mnist.y_test
+    images, labels, _ = box_filled(x, y, 3000, seed=0)
+    semeion, semeion_labels = load_semeion(handwriting_dir / "semeion")
+    real = np.stack([to_mnist(image).image for image in semeion])
+    before = np.mean([likeness(x[y == d], real[semeion_labels == d]) for d in range(10)])
+    after = np.mean([likeness(images[labels == d], real[semeion_labels == d]) for d in range(10)])
+    assert after > before + 0.05
+
+
+def test_box_filled_asks_for_what_it_can_give(mnist):
+    x, y = mnist.x_test[:100], mnist.y_test[:100]
+    with pytest.raises(ValueError, match="not 0"):
+        box_filled(x, y, 0)
+    with pytest.raises(ValueError, match="not 101"):
+        box_filled(x, y, 101)
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    weights = image.astype(np.float64)
+    rows, cols = np.indices(image.shape)
+    return (weights * rows).sum() / weights.sum(), (weights * cols).sum() / weights.sum()
