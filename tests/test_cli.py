@@ -68,16 +68,17 @@ def test_train_then_list_then_evaluate(small_mnist_npz, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_with_extra_handwriting_and_crossed_sevens(small_mnist_npz, handwriting_dir, tmp_path):
+def test_train_with_extra_handwriting_and_styles(small_mnist_npz, handwriting_dir, tmp_path):
     trained = cli("train", "--arch", "baseline", "--epochs", "1", "--validation-split", "0",
                   "--data", str(small_mnist_npz), "--extra-data", str(handwriting_dir), "--crossed-sevens",
-                  "--name", "more", models=tmp_path)
+                  "--box-filled", "1000", "--name", "more", models=tmp_path)
     assert trained.returncode == 0, trained.stderr
     card = json.loads((tmp_path / "more.json").read_text())
-    # the small MNIST's 5,400, ~9,200 extra digits and a crossed copy of most of its ~560 7s
-    assert card["data"]["n_train"] > 5400 + 9000 + 500
+    # the small MNIST's 5,400, ~9,200 extra digits, 1,000 box-filled and a crossed copy of most of its ~560 7s
+    assert card["data"]["n_train"] > 5400 + 9000 + 1000 + 500
     extra = card["data"]["extra_source"]
-    assert "zip.train" in extra and "optdigits-orig.tra" in extra and "crossed 7s" in extra
+    assert "zip.train" in extra and "optdigits-orig.tra" in extra
+    assert "crossed 7s" in extra and "stretched to fill the box (1000, seed 0)" in extra
     assert card["test_set"]["n_test"] == 1000 and card["test_set"]["sha256"] == card["data"]["sha256"]
 
 
