@@ -17,7 +17,7 @@ random training digits stretched to fill MNIST's 20x20 box; digits narrower than
 :data:`MIN_FILL_ASPECT` of their height (a plain 1) are never chosen, as no
 collection makes a bar of them.
 
-With a validation split, a copy of a validation 7 may be trained on, which
+With a validation split, a copy of a validation digit may be trained on, which
 flatters the validation accuracy a little; the test set is never touched.
 """
 
