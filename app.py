@@ -22,7 +22,7 @@ from mnist_core import display
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import TrainingBusy, TrainingRunner
-from mnist_core.predictor import Prediction, Predictor, tune_threads_for_single_images
+from mnist_core.predictor import Prediction, Predictor
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
 from mnist_core.training import MAX_EPOCHS, PRESETS, TrainingSettings
 
@@ -54,9 +54,8 @@ def training_runner(models_dir: str) -> TrainingRunner:
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
 def load_predictor(models_dir: str, name: str, version: str) -> Predictor:
     """Model ``name``, loaded once per server; ``version`` (its checksum) changes when it is retrained."""
-    tune_threads_for_single_images()  # takes effect at the server's first model; training runs in its own process
     predictor = Predictor.load(name, ModelStore(models_dir))
-    # The page is usable while the forward pass compiles; nobody draws a digit in the next 0.3 s.
+    # The page is usable meanwhile: with its stored LiteRT copy this takes ~10 ms, without one ~2 s (a conversion).
     threading.Thread(target=predictor.warm_up, name=f"warm-up-{name}", daemon=True).start()
     return predictor
 

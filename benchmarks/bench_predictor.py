@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from mnist_core.architectures import as_model_input  # noqa: E402
 from mnist_core.handwriting import load_pendigits, random_canvas_drawing  # noqa: E402
-from mnist_core.predictor import Predictor, tune_threads_for_single_images  # noqa: E402
+from mnist_core.predictor import Predictor  # noqa: E402
 from mnist_core.preprocessing import to_mnist  # noqa: E402
 from mnist_core.store import ModelStore  # noqa: E402
 
@@ -56,13 +56,9 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=os.environ.get("HANDWRITING_DATA"))
     parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--tf-default-threads", action="store_true",
-                        help="leave TensorFlow's threading as it is (default: tune it as the page and CLI do)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    tuned = not args.tf_default_threads and tune_threads_for_single_images()
-    suffix = "" if tuned else "-tf-default-threads"
-    args.out = args.out or ROOT / "benchmarks" / "results" / f"predictor{suffix}.json"
+    args.out = args.out or ROOT / "benchmarks" / "results" / "predictor.json"
     if args.data is None:
         parser.error("give --data or set HANDWRITING_DATA")
     predictor = Predictor.load(args.model, ModelStore(args.models_dir))
@@ -77,18 +73,20 @@ def main() -> None:
         "forward pass (Predictor)": timed(lambda x: predictor.probabilities(x[None]), images28),
         "total: Predictor.predict": timed(predictor.predict, canvases),
         "total, after clear_session (page)": timed(predictor.predict, canvases, before=streamlit_after_run),
+        "keras model(x), eager (forward only)": timed(
+            lambda x: predictor.model(as_model_input(x[None]), training=False), images28),
         "keras model.predict (forward only)": timed(
             lambda x: predictor.model.predict(as_model_input(x[None]), verbose=0), images28),
     }
     print(f"model {args.model!r} ({predictor.card.architecture}), {args.n} drawings, 280x280 RGBA, "
-          f"{os.cpu_count()} cores, TensorFlow threads {'tuned for single images' if tuned else 'as default'}")
+          f"{os.cpu_count()} cores")
     print(f"{'':36s} {'median ms':>10s} {'p95 ms':>8s}")
     summary = {}
     for name, ms in rows.items():
         summary[name] = {"median_ms": round(float(np.median(ms)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
         print(f"{name:36s} {summary[name]['median_ms']:10.3f} {summary[name]['p95_ms']:8.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "n": args.n, "threads_tuned": tuned, "latency": summary},
+    args.out.write_text(json.dumps({"model": args.model, "n": args.n, "latency": summary},
                                    indent=1))
 
 

@@ -226,10 +226,9 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
-    from mnist_core.predictor import Predictor, tune_threads_for_single_images
+    from mnist_core.predictor import Predictor
     from mnist_core.preprocessing import read_image
 
-    tune_threads_for_single_images()
     predictor = Predictor.load(args.model, _store(args))
     failures = 0
     for path in args.images:

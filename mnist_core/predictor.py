@@ -1,14 +1,11 @@
-"""Recognise drawings: preprocessing to MNIST's 28x28 and a compiled forward pass.
+"""Recognise drawings: preprocessing to MNIST's 28x28 and a fast forward pass.
 
 ``model.predict`` spends ~45 ms per call setting up a data pipeline; one image
-needs none of that. The predictor traces the model once into a TensorFlow
-graph and calls it directly, which takes about a millisecond.
-
-One image at a time goes through an XLA-compiled copy of that graph. Streamlit
-calls ``keras.backend.clear_session()`` after every script run, which empties
-TensorFlow's kernel cache: a plain graph then spends ~55 ms rebuilding its
-kernels on its next call, at every stroke on the page; XLA's compiled program
-is not in that cache and answers in ~1.5 ms (see benchmarks/bench_predictor.py).
+needs none of that. One drawing at a time goes through the model's LiteRT copy
+(~0.3 ms; see :mod:`mnist_core.litert`); batches through a TensorFlow graph
+traced once. LiteRT is also untouched by ``keras.backend.clear_session()``,
+which Streamlit calls after every script run and which makes a TensorFlow graph
+rebuild its kernels (~50 ms) at its next call.
 """
 
 from __future__ import annotations
@@ -22,30 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_core.architectures import INPUT_SHAPE, N_CLASSES, as_model_input
+from mnist_core.litert import LiteRTModel, to_litert
 from mnist_core.preprocessing import Preprocessed, to_mnist
 from mnist_core.store import DEFAULT_MODEL, ModelCard, ModelStore
 
 # Below this top probability the page and the CLI say the model is not sure.
 CONFIDENT = 0.8
-
-
-def tune_threads_for_single_images() -> bool:
-    """Set TensorFlow up for one image at a time: single-threaded kernels, independent ops in parallel.
-
-    For a batch of one, TensorFlow's default (every kernel spread over all
-    cores) spends more time waking and spinning threads than computing: on 2
-    cores a drawing takes ~2.3 ms that way and ~1.7 ms this way (see
-    benchmarks/bench_predictor.py). It is process-wide and must come before
-    TensorFlow runs anything; returns False, changing nothing, when it is too
-    late. The page and ``predict`` call it; a notebook may too. Training, which
-    wants every core for its batches, runs in its own process.
-    """
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(2)
-    except RuntimeError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -76,42 +55,42 @@ class Prediction:
 class Predictor:
     """A loaded model ready to recognise drawings (canvas RGBA arrays, image arrays)."""
 
-    def __init__(self, model: keras.Model, card: ModelCard | None = None, name: str | None = None):
+    def __init__(self, model: keras.Model, card: ModelCard | None = None, name: str | None = None,
+                 litert: bytes | None = None):
+        """``litert``: the model's LiteRT copy (see :mod:`mnist_core.litert`); made from ``model`` if not given."""
         self.model = model
         self.card = card
         self.name = name if name is not None else (card.name if card is not None else model.name)
+        self._litert = litert
 
     @classmethod
     def load(cls, name: str = DEFAULT_MODEL, store: ModelStore | None = None) -> Predictor:
         """Load model ``name`` from the store (default: the ``models/`` folder)."""
         store = store if store is not None else ModelStore()
         model, card = store.load(name)
-        return cls(model, card, name)
+        return cls(model, card, name, litert=store.load_litert(name, card))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The forward pass alone: (N, 10) probabilities for uint8 MNIST-style images (N, 28, 28)."""
-        forward = self._forward_one if len(images) == 1 else self._forward_many
-        return forward(tf.constant(as_model_input(images))).numpy()
+        if len(images) == 1:
+            return self._forward_one(as_model_input(images))
+        return self._forward_many(tf.constant(as_model_input(images))).numpy()
 
     def warm_up(self) -> None:
-        """Compile the one-drawing path now (~0.3 s) rather than at the first drawing."""
+        """Make the one-drawing path ready now rather than at the first drawing (~2 s without a stored copy)."""
         self.probabilities(np.zeros((1, 28, 28), np.uint8))
 
-    # Each forward pass is traced (and compiled) at its first use, or by warm_up. A concrete
-    # function skips tf.function's per-call signature matching (~0.1 ms).
+    # Each forward pass is made at its first use, or by warm_up.
     @cached_property
-    def _forward_one(self):
-        return self._concrete(batch=1, jit_compile=True)
+    def _forward_one(self) -> LiteRTModel:
+        return LiteRTModel(self._litert if self._litert is not None else to_litert(self.model))
 
     @cached_property
     def _forward_many(self):
-        return self._concrete(batch=None, jit_compile=False)
-
-    def _concrete(self, batch: int | None, jit_compile: bool):
+        # A concrete function skips tf.function's per-call signature matching (~0.1 ms).
         return tf.function(
             lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec((batch, *INPUT_SHAPE), tf.float32)],
-            jit_compile=jit_compile,
+            input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
         ).get_concrete_function()
 
     def predict(self, image: np.ndarray) -> Prediction:

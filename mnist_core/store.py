@@ -1,10 +1,14 @@
-"""The model store: ``models/NAME.keras`` plus ``models/NAME.json``, its card.
+"""The model store: ``models/NAME.keras``, ``models/NAME.json`` (its card) and
+``models/NAME.tflite`` (its LiteRT copy, for fast single drawings; see
+:mod:`mnist_core.litert`).
 
-Writes are atomic: both files are written under temporary names in the same
-folder, flushed to disk, then renamed into place, so an interrupted save
-leaves the previous model as it was. The card records the SHA-256 of the
-``.keras`` file it describes; a model whose file and card do not match is
-listed as broken rather than loaded. Loading uses Keras' safe mode, so a model
+Writes are atomic: the files are written under temporary names in the same
+folder, flushed to disk, then renamed into place, the card last, so an
+interrupted save leaves the previous model usable. The card records the
+SHA-256 of the ``.keras`` file it describes; a model whose file and card do
+not match is listed as broken rather than loaded. It records the LiteRT copy's
+too: a copy that is missing or does not match is not used (the predictor
+converts the model itself, ~2 s, instead). Loading uses Keras' safe mode, so a model
 file that carries code (a Lambda layer, say) is refused, never executed.
 """
 
@@ -19,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
+
+from mnist_core.litert import to_litert
 
 ENV_VAR = "MNIST_MODELS_DIR"
 DEFAULT_MODEL = "default"
@@ -53,6 +59,7 @@ class ModelCard:
     keras: str = ""
     command: str = ""
     keras_sha256: str = ""
+    litert_sha256: str = ""
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelCard:
@@ -155,25 +162,46 @@ class ModelStore:
             raise ModelStoreError(f"model {name!r} cannot be loaded from {keras_path}: {_first_line(exc)}") from exc
         return model, entry.card
 
-    def save(self, model: keras.Model, card: ModelCard) -> Path:
-        """Save ``model`` with ``card`` under ``card.name``, atomically; returns the ``.keras`` path.
+    def litert_path(self, name: str) -> Path:
+        """The path of model ``name``'s LiteRT copy."""
+        return self.directory / f"{check_name(name)}.tflite"
 
-        The previous model of that name, if any, stays intact until both new
+    def load_litert(self, name: str, card: ModelCard) -> bytes | None:
+        """Model ``name``'s LiteRT copy if it is there and matches ``card``, else None."""
+        try:
+            flatbuffer = self.litert_path(name).read_bytes()
+        except OSError:
+            return None
+        matches = card.litert_sha256 and hashlib.sha256(flatbuffer).hexdigest() == card.litert_sha256
+        return flatbuffer if matches else None
+
+    def save(self, model: keras.Model, card: ModelCard) -> Path:
+        """Save ``model``, its LiteRT copy and ``card`` under ``card.name``, atomically; returns the ``.keras`` path.
+
+        The previous model of that name, if any, stays usable until the new
         files are complete on disk.
         """
         keras_path, card_path = self.paths(card.name)
+        litert_path = self.litert_path(card.name)
+        try:
+            flatbuffer = to_litert(model)
+        except Exception as exc:  # the converter raises many types; all mean "this model cannot be copied"
+            raise ModelStoreError(f"could not save model {card.name!r}: no LiteRT copy of it can be made "
+                                  f"({_first_line(exc)})") from exc
         temporaries: list[Path] = []
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             tmp_keras = self._temp_path(card.name, ".keras", temporaries)
+            tmp_litert = self._temp_path(card.name, ".tflite", temporaries)
             tmp_card = self._temp_path(card.name, ".json", temporaries)
             model.save(tmp_keras)
             _fsync(tmp_keras)
             card.keras_sha256 = file_sha256(tmp_keras)
-            with open(tmp_card, "w", encoding="utf-8") as f:
-                json.dump(asdict(card), f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
+            _write(tmp_litert, flatbuffer)
+            card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
+            _write(tmp_card, json.dumps(asdict(card), indent=1).encode("utf-8"))
+            # The copy first: until the card follows, the old card does not match it and it is not used.
+            os.replace(tmp_litert, litert_path)
             os.replace(tmp_keras, keras_path)
             os.replace(tmp_card, card_path)
         except OSError as exc:
@@ -228,6 +256,13 @@ class ModelStore:
         created.append(Path(path))
         os.chmod(path, 0o644)  # mkstemp makes it private; a model is an ordinary file
         return Path(path)
+
+
+def _write(path: Path, content: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _fsync(path: Path) -> None:

@@ -31,7 +31,10 @@ def store(trained_store, tmp_path):
 def assert_default_intact(store: ModelStore, before: bytes, pen_canvas) -> None:
     assert (store.directory / "default.keras").read_bytes() == before
     assert [m.name for m in store.list() if m.ok] == ["default"]  # nothing half-written is listed
-    assert Predictor.load("default", store).predict(pen_canvas).digit is not None
+    predictor = Predictor.load("default", store)
+    alone, (in_a_batch,) = predictor.predict(pen_canvas), predictor.predict_many([pen_canvas, pen_canvas])[:1]
+    assert alone.digit is not None  # and the LiteRT copy in use (one drawing) computes what the model does (batches):
+    np.testing.assert_allclose(alone.probabilities, in_a_batch.probabilities, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def test_sigkill_while_saving_loses_nothing(store, small_mnist_npz, pen_canvas):
         assert store.inspect("default").ok
         assert_default_intact(store, after, pen_canvas)
     # The runner removed what the killed save left behind.
-    assert sorted(p.name for p in store.directory.iterdir()) == ["default.json", "default.keras"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["default.json", "default.keras", "default.tflite"]
 
 
 def test_training_runs_at_lower_priority(store, small_mnist_npz):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mnist_core.architectures import as_model_input
+from mnist_core.litert import LiteRTModel
 from mnist_core.store import ModelCard, ModelStore, ModelStoreError, check_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,16 @@ def copy_model(source: ModelStore, name: str, target: ModelStore, as_name: str |
     model, card = source.load(name)
     card.name = as_name or name
     target.save(model, card)
+
+
+def assert_litert_copy_computes(store: ModelStore, name: str, images: np.ndarray) -> None:
+    """Model ``name``'s LiteRT copy is in use and gives its Keras model's probabilities."""
+    model, card = store.load(name)
+    flatbuffer = store.load_litert(name, card)
+    assert flatbuffer is not None, f"{name}'s LiteRT copy is missing or does not match its card"
+    copy = LiteRTModel(flatbuffer)
+    x = as_model_input(images)
+    np.testing.assert_allclose(np.concatenate([copy(image[None]) for image in x]), np.asarray(model(x)), atol=1e-5)
 
 
 def test_round_trips_a_model_and_its_card(trained_store, small_mnist_npz, tmp_path):
@@ -39,6 +50,19 @@ def test_round_trips_a_model_and_its_card(trained_store, small_mnist_npz, tmp_pa
     assert len(card.history["loss"]) == card.epochs_run == 2
     assert sum(map(sum, card.confusion)) == 1000 and len(card.misclassified) == round(card.test_error * 10)
     assert (tmp_path / "copy.keras").stat().st_mode & 0o644 == 0o644
+    assert card.litert_sha256 == saved["litert_sha256"] and (tmp_path / "copy.tflite").is_file()
+    assert_litert_copy_computes(store, "copy", np.load(small_mnist_npz)["x_test"][:50])
+
+
+def test_a_litert_copy_that_is_missing_or_does_not_match_its_card_is_not_used(trained_store, tmp_path):
+    """The model stays usable (the predictor converts it itself); only a copy that matches is used."""
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "a")
+    model, card = store.load("a")
+    (tmp_path / "a.tflite").write_bytes((trained_store.directory / "small.tflite").read_bytes()[:-1000])
+    assert store.load_litert("a", card) is None and store.inspect("a").ok
+    (tmp_path / "a.tflite").unlink()
+    assert store.load_litert("a", card) is None and store.inspect("a").ok
 
 
 def test_lists_models_default_first_and_ignores_other_files(trained_store, tmp_path):
@@ -118,9 +142,9 @@ def test_a_model_carrying_code_is_refused_not_run(tmp_path):
     outputs = keras.layers.Lambda(eval(code))(inputs)  # noqa: S307 - building the hostile file on purpose
     outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(outputs))
     hostile = keras.Model(inputs, outputs)
-    marker.unlink(missing_ok=True)  # building the model ran the lambda once; the file must not run it again
     store = ModelStore(tmp_path)
     store.save(hostile, ModelCard("evil", "lambda", 1, {}, {}, {}, 0, None, None))
+    marker.unlink()  # building the model and tracing its LiteRT copy ran the lambda; loading must not
     with pytest.raises(ModelStoreError, match="'evil' cannot be loaded.*(unsafe|safe_mode|Lambda)"):
         store.load("evil")
     assert not marker.exists()
@@ -165,13 +189,13 @@ def test_save_without_permission_leaves_the_previous_model_and_no_temporary_file
     with unwritable(tmp_path), pytest.raises(ModelStoreError, match=refused):
         store.save(model, card)
     assert (tmp_path / "kept.keras").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "kept.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "kept.keras", "kept.tflite"]
     store.load("kept")
 
 
 def test_save_on_a_full_disk_leaves_the_previous_model_and_no_temporary_file(trained_store, tmp_path):
     model, card = trained_store.load("small")
-    size = (trained_store.directory / "small.keras").stat().st_size
+    size = sum((trained_store.directory / f"small{suffix}").stat().st_size for suffix in (".keras", ".tflite"))
     with small_filesystem(tmp_path / "disk", size + 256 * 1024) as disk:
         store = ModelStore(disk)
         copy_model(trained_store, "small", store, "kept")
@@ -180,8 +204,8 @@ def test_save_on_a_full_disk_leaves_the_previous_model_and_no_temporary_file(tra
         with pytest.raises(ModelStoreError, match="could not save model 'kept'.*No space left"):
             store.save(model, card)
         assert (disk / "kept.keras").read_bytes() == before
-        assert sorted(p.name for p in disk.iterdir()) == ["kept.json", "kept.keras"]
-        store.load("kept")
+        assert sorted(p.name for p in disk.iterdir()) == ["kept.json", "kept.keras", "kept.tflite"]
+        assert_litert_copy_computes(store, "kept", np.zeros((1, 28, 28), np.uint8))
 
 
 SAVE_FOREVER = """
@@ -197,8 +221,8 @@ while True:
 """
 
 
-def test_a_save_killed_between_its_two_renames_is_completed_by_the_clean_up(trained_store, tmp_path):
-    """The new NAME.keras is in place but its card is still a temporary file: the clean-up moves it in."""
+def test_a_save_killed_before_its_last_rename_is_completed_by_the_clean_up(trained_store, small_mnist_npz, tmp_path):
+    """The new NAME.tflite and NAME.keras are in place, the card still a temporary file: the clean-up moves it in."""
     store = ModelStore(tmp_path / "store")
     copy_model(trained_store, "small", store, "victim")
     old_card = (store.directory / "victim.json").read_text()
@@ -207,19 +231,19 @@ def test_a_save_killed_between_its_two_renames_is_completed_by_the_clean_up(trai
     model.set_weights([w + 0.01 for w in model.get_weights()])  # a retrained model: other weights, another card
     card.name, card.epochs_run = "victim", 99
     newer.save(model, card)
-    os.replace(newer.directory / "victim.keras", store.directory / "victim.keras")  # the first rename happened
-    os.replace(newer.directory / "victim.json", store.directory / ".tmp-victim-k1ll3d.json")  # the second did not
+    for renamed in ("victim.tflite", "victim.keras"):  # the first two renames happened
+        os.replace(newer.directory / renamed, store.directory / renamed)
+    os.replace(newer.directory / "victim.json", store.directory / ".tmp-victim-k1ll3d.json")  # the last did not
     (store.directory / ".tmp-victim-0ther.keras").write_bytes(b"half a model")  # another killed save's leftover
     assert not store.inspect("victim").ok and (store.directory / "victim.json").read_text() == old_card
 
     removed = store.remove_stale_temporaries("victim")
 
     assert [p.name for p in removed] == [".tmp-victim-0ther.keras"]
-    assert sorted(p.name for p in store.directory.iterdir()) == ["victim.json", "victim.keras"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["victim.json", "victim.keras", "victim.tflite"]
     entry = store.inspect("victim")
     assert entry.ok and entry.card.epochs_run == 99
-    loaded, _ = store.load("victim")
-    assert loaded(np.zeros((1, 28, 28, 1), np.float32)).shape == (1, 10)
+    assert_litert_copy_computes(store, "victim", np.load(small_mnist_npz)["x_test"][:20])
 
 
 def test_a_temporary_card_that_does_not_match_the_model_in_place_is_deleted(trained_store, tmp_path):
@@ -239,7 +263,7 @@ def test_a_save_killed_midway_leaves_the_previous_model_loadable(trained_store, 
     store = ModelStore(tmp_path)
     copy_model(trained_store, "small", store, "victim")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for delay in (0.3, 0.55, 0.8, 1.05, 1.3):
+    for delay in (0.5, 1.3, 2.1, 2.9, 3.7, 4.5):  # a save takes ~1.5 s: these land in its every phase
         child = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(trained_store.directory), str(tmp_path)],
                                  stdout=subprocess.PIPE, env=env, text=True)
         assert child.stdout.readline().strip() == "ready"
@@ -250,5 +274,8 @@ def test_a_save_killed_midway_leaves_the_previous_model_loadable(trained_store, 
         assert [m.name for m in listing] == ["victim"] and listing[0].ok, listing
         model, card = store.load("victim")
         assert model(np.zeros((1, 28, 28, 1), np.float32)).shape == (1, 10)
+        # The copy is used only when it matches the card; a copy that is used gives the model's answers.
+        if store.load_litert("victim", card) is not None:
+            assert_litert_copy_computes(store, "victim", np.zeros((1, 28, 28), np.uint8))
     store.remove_stale_temporaries()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.json", "victim.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.json", "victim.keras", "victim.tflite"]
