@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_core.architectures import as_model_input
-from mnist_core.litert import LiteRTModel
+from mnist_core.architectures import as_model_input, build
+from mnist_core.litert import LiteRTModel, to_litert
+from mnist_core.predictor import Predictor
 from mnist_core.store import ModelCard, ModelStore, ModelStoreError, check_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,15 +55,22 @@ def test_round_trips_a_model_and_its_card(trained_store, small_mnist_npz, tmp_pa
     assert_litert_copy_computes(store, "copy", np.load(small_mnist_npz)["x_test"][:50])
 
 
-def test_a_litert_copy_that_is_missing_or_does_not_match_its_card_is_not_used(trained_store, tmp_path):
+def test_a_litert_copy_that_is_missing_or_does_not_match_its_card_is_not_used(trained_store, small_mnist_npz, tmp_path):
     """The model stays usable (the predictor converts it itself); only a copy that matches is used."""
     store = ModelStore(tmp_path)
     copy_model(trained_store, "small", store, "a")
-    model, card = store.load("a")
+    _, card = store.load("a")
+    digit = np.load(small_mnist_npz)["x_test"][0]
     (tmp_path / "a.tflite").write_bytes((trained_store.directory / "small.tflite").read_bytes()[:-1000])
+    assert store.load_litert("a", card) is None and store.inspect("a").ok
+    (tmp_path / "a.tflite").write_bytes(to_litert(build("simple")))  # a valid copy, of another model
     assert store.load_litert("a", card) is None and store.inspect("a").ok
     (tmp_path / "a.tflite").unlink()
     assert store.load_litert("a", card) is None and store.inspect("a").ok
+    predictor = Predictor.load("a", store)  # converts the model itself
+    alone, in_a_batch = predictor.predict(digit), predictor.predict_many([digit, digit])[0]
+    assert alone.digit is not None
+    np.testing.assert_allclose(alone.probabilities, in_a_batch.probabilities, atol=1e-5)
 
 
 def test_lists_models_default_first_and_ignores_other_files(trained_store, tmp_path):
