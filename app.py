@@ -23,8 +23,8 @@ from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
 from mnist_core.jobs import TrainingBusy, TrainingRunner
 from mnist_core.predictor import Prediction, Predictor
+from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
-from mnist_core.training import MAX_EPOCHS, PRESETS, TrainingSettings
 
 CANVAS_SIZE = 300
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress

@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mnist_core.architectures import ARCHITECTURES, build  # noqa: E402
 from mnist_core.data import MnistData, load_mnist  # noqa: E402
-from mnist_core.training import TrainingSettings, compile_model, make_dataset, train  # noqa: E402
+from mnist_core.settings import TrainingSettings  # noqa: E402
+from mnist_core.training import compile_model, make_dataset, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = {"baseline": 60_000, "simple": 60_000, "large": 60_000, "best": 25_600}

@@ -26,7 +26,8 @@ import keras, numpy as np
 from mnist_core.architectures import build
 from mnist_core.data import load_mnist
 from mnist_core.evaluation import evaluate
-from mnist_core.training import PRESETS, compile_model, make_dataset
+from mnist_core.training import compile_model, make_dataset
+from mnist_core.settings import PRESETS
 
 preset, data_path, max_epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = PRESETS[preset]

@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 
 from mnist_core.data import load_mnist  # noqa: E402
 from mnist_core.evaluation import evaluate  # noqa: E402
-from mnist_core.training import PRESETS, train  # noqa: E402
+from mnist_core.settings import PRESETS  # noqa: E402
+from mnist_core.training import train  # noqa: E402
 
 PUBLISHED = {"tutorial-baseline": "1.8-2.0%", "tutorial-simple": "1.0-1.2%", "tutorial-large": "0.8-0.9%"}
 

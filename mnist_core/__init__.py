@@ -4,8 +4,8 @@
     predictor = Predictor.load()          # the shipped default model
     predictor.predict(canvas_rgba).digit
 
-Names are imported on first use, so ``from mnist_core import to_mnist, load_mnist``
-does not pay for loading TensorFlow (~4 s).
+Names are imported on first use, so ``from mnist_core import to_mnist, load_mnist,
+TrainingSettings, ModelStore`` does not pay for loading TensorFlow (~3 s).
 """
 
 from importlib import import_module
@@ -20,7 +20,7 @@ _PUBLIC = {
     "to_mnist": "mnist_core.preprocessing",
     "ModelStore": "mnist_core.store",
     "ModelCard": "mnist_core.store",
-    "TrainingSettings": "mnist_core.training",
+    "TrainingSettings": "mnist_core.settings",
     "TrainingProgress": "mnist_core.training",
     "train": "mnist_core.training",
     "train_and_save": "mnist_core.workflow",

@@ -22,11 +22,11 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
-from mnist_core.architectures import ARCHITECTURES  # noqa: E402
+# Only what every command needs: TensorFlow (~3 s) loads only for the commands that use a model.
 from mnist_core.data import ENV_VAR as DATA_ENV_VAR  # noqa: E402
 from mnist_core.data import DataError  # noqa: E402
+from mnist_core.settings import ARCHITECTURE_NAMES, PRESETS, SCHEDULES, TrainingSettings  # noqa: E402
 from mnist_core.store import DEFAULT_MODEL, ModelStoreError  # noqa: E402
-from mnist_core.training import PRESETS, SCHEDULES, TrainingCancelled, TrainingSettings  # noqa: E402
 
 USER_ERRORS = (DataError, ModelStoreError, ValueError, OSError)
 EXIT_CANCELLED = 3  # `train` stopped on request (SIGTERM or Ctrl-C); nothing was saved
@@ -38,9 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except TrainingCancelled as exc:
-        print(f"error: {exc}; no model was saved", file=sys.stderr)
-        return EXIT_CANCELLED
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -60,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainingSettings()
     train.add_argument("--preset", choices=list(PRESETS), default=None,
                        help="named settings (the tutorial's, quick, best); other options override them")
-    train.add_argument("--arch", choices=list(ARCHITECTURES), help=f"architecture (default: {defaults.architecture})")
+    train.add_argument("--arch", choices=list(ARCHITECTURE_NAMES),
+                       help=f"architecture (default: {defaults.architecture})")
     train.add_argument("--epochs", type=int, help=f"default: {defaults.epochs}")
     train.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
     train.add_argument("--learning-rate", type=float, help=f"default: {defaults.learning_rate}")
@@ -130,6 +128,7 @@ def run_train(args) -> int:
     from tqdm import tqdm
 
     from mnist_core.data import load_mnist
+    from mnist_core.training import TrainingCancelled
     from mnist_core.workflow import train_and_save
 
     settings = settings_from_arguments(args).check()
@@ -162,6 +161,9 @@ def run_train(args) -> int:
     try:
         progress = _json_progress() if args.progress_jsonl else show_bar
         card = train_and_save(data, settings, name, store, progress=progress, stop=stop, command=command)
+    except TrainingCancelled as exc:
+        print(f"error: {exc}; no model was saved", file=sys.stderr)
+        return EXIT_CANCELLED
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)

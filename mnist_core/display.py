@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from mnist_core.data import DataError, load_mnist, resolve_source
-from mnist_core.training import TrainingSettings
+from mnist_core.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from mnist_core.data import MnistData

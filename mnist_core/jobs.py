@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 from mnist_core.cli import EXIT_CANCELLED
+from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelCard, ModelStore
-from mnist_core.training import TrainingProgress, TrainingSettings
+from mnist_core.training import TrainingProgress
 
 NICENESS = 10
 

@@ -179,6 +179,23 @@ def stroke_width(ink: np.ndarray) -> float:
     return float(2.0 * ink.sum() / edge) if edge > 0 else 0.0
 
 
+def centre_by_mass(fitted: np.ndarray) -> np.ndarray:
+    """Paste a fitted digit (at most 28x28, float, ink high) into 28x28 uint8, its centre of mass nearest (14, 14).
+
+    It shifts by whole pixels, as MNIST did.
+    """
+    height, width = fitted.shape
+    total = fitted.sum()
+    rows = (fitted.sum(axis=1) * np.arange(height)).sum() / total
+    cols = (fitted.sum(axis=0) * np.arange(width)).sum() / total
+    # Keep the whole digit inside the field even when its mass is far off-centre.
+    top = min(max(int(round(CENTRE - rows)), 0), MNIST_SIZE - height)
+    left = min(max(int(round(CENTRE - cols)), 0), MNIST_SIZE - width)
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.uint8)
+    out[top : top + height, left : left + width] = _to_uint8(fitted)
+    return out
+
+
 # --- steps ------------------------------------------------------------------
 
 
@@ -322,23 +339,6 @@ def _normalise_stroke_width(digit: Image.Image) -> Image.Image:
         redrawn = np.clip(ndimage.distance_transform_edt(mask) + grow, 0.0, 1.0)
     image = Image.fromarray(_to_uint8(redrawn * 255.0))
     return image.crop(image.getbbox())
-
-
-def centre_by_mass(fitted: np.ndarray) -> np.ndarray:
-    """Paste a fitted digit (at most 28x28, float, ink high) into 28x28 uint8, its centre of mass nearest (14, 14).
-
-    It shifts by whole pixels, as MNIST did.
-    """
-    height, width = fitted.shape
-    total = fitted.sum()
-    rows = (fitted.sum(axis=1) * np.arange(height)).sum() / total
-    cols = (fitted.sum(axis=0) * np.arange(width)).sum() / total
-    # Keep the whole digit inside the field even when its mass is far off-centre.
-    top = min(max(int(round(CENTRE - rows)), 0), MNIST_SIZE - height)
-    left = min(max(int(round(CENTRE - cols)), 0), MNIST_SIZE - width)
-    out = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.uint8)
-    out[top : top + height, left : left + width] = _to_uint8(fitted)
-    return out
 
 
 def _blank(steps: dict[str, np.ndarray]) -> Preprocessed:

@@ -21,10 +21,10 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-
-from mnist_core.litert import to_litert
+if TYPE_CHECKING:
+    import keras
 
 ENV_VAR = "MNIST_MODELS_DIR"
 DEFAULT_MODEL = "default"
@@ -155,6 +155,8 @@ class ModelStore:
                     f"'python -m mnist_core train --name {name}'"
                 )
             raise ModelStoreError(f"model {name!r} cannot be used: {entry.problem}")
+        import keras  # here, not above: listing and inspecting models needs no TensorFlow (~3 s)
+
         keras_path, _ = self.paths(name)
         try:
             model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
@@ -181,6 +183,8 @@ class ModelStore:
         The previous model of that name, if any, stays usable until the new
         files are complete on disk.
         """
+        from mnist_core.litert import to_litert
+
         keras_path, card_path = self.paths(card.name)
         litert_path = self.litert_path(card.name)
         try:

@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from mnist_core.data import MnistData
 from mnist_core.evaluation import evaluate
+from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelCard, ModelStore, check_name
-from mnist_core.training import ProgressCallback, TrainingResult, TrainingSettings, train
+from mnist_core.training import ProgressCallback, TrainingResult, train
 
 
 def train_and_save(

@@ -63,8 +63,8 @@ def small_mnist_npz(mnist, tmp_path_factory) -> Path:
 def trained_store(small_mnist_npz, tmp_path_factory):
     """A model store holding one real model, 'small': the simple CNN trained 2 epochs on 6,000 images."""
     from mnist_core.data import load_mnist
+    from mnist_core.settings import TrainingSettings
     from mnist_core.store import ModelStore
-    from mnist_core.training import TrainingSettings
     from mnist_core.workflow import train_and_save
 
     store = ModelStore(tmp_path_factory.mktemp("models"))

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import display
 from mnist_core.data import DataError
-from mnist_core.training import MAX_EPOCHS, PRESETS
+from mnist_core.settings import MAX_EPOCHS, PRESETS
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model

@@ -169,6 +169,17 @@ def test_wrong_arguments_print_usage_and_exit_2(tmp_path):
         assert result.returncode == 2 and "usage:" in result.stderr
 
 
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["models"]], ids=["help", "train-help", "models"])
+def test_help_and_the_model_list_do_not_load_tensorflow(args, trained_store):
+    """They answer in ~0.1 s; loading TensorFlow would take ~3 s."""
+    code = ("import contextlib, io, sys\nfrom mnist_core.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    main(['--models-dir', {str(trained_store.directory)!r}, *{args!r}])\n"
+            "print('small' in out.getvalue() or 'usage:' in out.getvalue(), 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.split() == ["True", "False"], result.stdout + result.stderr
+
+
 def test_models_lists_broken_models_with_the_reason(trained_store, tmp_path):
     for suffix in (".keras", ".json"):
         (tmp_path / f"ok{suffix}").write_bytes((trained_store.directory / f"small{suffix}").read_bytes())

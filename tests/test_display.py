@@ -9,8 +9,9 @@ import pytest
 
 from mnist_core import display
 from mnist_core.data import DataError
+from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelCard, StoredModel
-from mnist_core.training import TrainingProgress, TrainingSettings
+from mnist_core.training import TrainingProgress
 
 PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
 

@@ -9,8 +9,8 @@ import pytest
 
 from mnist_core.jobs import TrainingBusy, TrainingRunner
 from mnist_core.predictor import Predictor
+from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelStore
-from mnist_core.training import TrainingSettings
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from mnist_core.augmentation import AugmentationSettings, augment_batch
 from mnist_core.data import MnistData
-from mnist_core.training import TrainingCancelled, TrainingSettings, make_dataset, train
+from mnist_core.settings import TrainingSettings
+from mnist_core.training import TrainingCancelled, make_dataset, train
 
 
 @pytest.fixture(scope="module")
