@@ -368,7 +368,7 @@ def test_upscaled_mnist_digits_come_back_as_they_were(mnist):
 
 
 def test_preprocessing_and_data_load_without_tensorflow():
-    """``from mnist_core import to_mnist, load_mnist`` does not import TensorFlow (~4 s)."""
+    """``from mnist_core import to_mnist, load_mnist`` does not import TensorFlow (~3 s)."""
     code = "import sys; from mnist_core import to_mnist, load_mnist; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
