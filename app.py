@@ -198,6 +198,9 @@ def show_prediction(prediction: Prediction | None) -> None:
         if not prediction.sure:
             digit, p = display.runner_up(prediction.probabilities)
             st.warning(f"**Not sure.** It could also be a **{digit}** ({p:.0%}). Try writing it larger or clearer.")
+        if prediction.thick_strokes:
+            st.warning("**Strokes too thick for a digit this small:** they fill its loops and gaps. "
+                       "Draw it larger or choose a thinner pen.", icon=":material/line_weight:")
     with picture:
         st.image(display.enlarge(prediction.image, 7), caption="The 28×28 image the model sees",
                  alt=f"The 28×28 image the model sees, read as {prediction.digit}")

@@ -245,7 +245,8 @@ def run_predict(args) -> int:
         elif prediction.digit is None:
             print(f"{path}: nothing drawn")
         else:
-            note = "" if prediction.sure else " (not sure)"
+            note = ("" if prediction.sure else " (not sure)") + (
+                " (strokes too thick for its size: draw it larger or thinner)" if prediction.thick_strokes else "")
             print(f"{path}: {prediction.digit} ({100 * prediction.confidence:.1f}%){note}")
     return 1 if failures else 0
 

@@ -35,6 +35,7 @@ class Prediction:
     probabilities: np.ndarray  # (10,) float, sums to 1; all zeros when nothing was drawn
     image: np.ndarray  # (28, 28) uint8, what the model saw
     steps: dict[str, np.ndarray] = field(default_factory=dict)
+    thick_strokes: bool = False  # strokes too thick for the digit's size to be read reliably
 
     @property
     def confidence(self) -> float:
@@ -45,10 +46,11 @@ class Prediction:
         return self.digit is not None and self.confidence >= CONFIDENT
 
     def as_dict(self) -> dict:
-        """JSON-ready: ``digit`` (int or None) and ``probabilities`` (ten floats, or None)."""
+        """JSON-ready: ``digit`` (int or None), ``probabilities`` (ten floats, or None) and ``thick_strokes``."""
         return {
             "digit": self.digit,
             "probabilities": None if self.digit is None else [round(float(p), 6) for p in self.probabilities],
+            "thick_strokes": self.thick_strokes,
         }
 
 
@@ -109,4 +111,5 @@ class Predictor:
 
 def _prediction(prepared: Preprocessed, probabilities: np.ndarray) -> Prediction:
     digit = None if prepared.blank else int(probabilities.argmax())
-    return Prediction(digit=digit, probabilities=probabilities, image=prepared.image, steps=prepared.steps)
+    return Prediction(digit=digit, probabilities=probabilities, image=prepared.image, steps=prepared.steps,
+                      thick_strokes=prepared.thick_strokes)

@@ -74,6 +74,12 @@ WORK_SIZE = 60
 # classifier over MNIST pixels this did better than leaving the widths alone or
 # than only correcting those outside the 10th-90th percentiles.
 MNIST_RELATIVE_WIDTH = 0.105
+# Strokes wider than this fraction of the digit's longer side (three times MNIST's
+# typical width: a thick pen on a small digit) fill the digit's holes and gaps, and
+# no normalisation brings them back. The default model reads pen digits drawn so
+# far worse: ~98% right below 0.25, 95% at 0.25-0.30, 88% at 0.30-0.35, 58% at
+# 0.35-0.40 (benchmarks/bench_stroke_thickness.py). The page then says so.
+THICK_STROKES = 0.30
 
 # Larger inputs are first shrunk (box average) below this longer side, which keeps
 # a photo's digit sharp enough while bounding the time taken.
@@ -99,6 +105,14 @@ class Preprocessed:
     image: np.ndarray
     blank: bool
     steps: dict[str, np.ndarray] = field(default_factory=dict)
+    # The drawing's stroke width as a fraction of the digit's longer side (MNIST's
+    # median: 0.105); None when not measured (blank, or the stroke-width step skipped).
+    relative_stroke_width: float | None = None
+
+    @property
+    def thick_strokes(self) -> bool:
+        """True when the strokes are too thick for the digit's size to be read reliably."""
+        return self.relative_stroke_width is not None and self.relative_stroke_width > THICK_STROKES
 
 
 def to_mnist(image: np.ndarray, *, normalise_width: bool = True) -> Preprocessed:
@@ -117,8 +131,11 @@ def to_mnist(image: np.ndarray, *, normalise_width: bool = True) -> Preprocessed
 
     digit = ink.crop(box)
     steps["cropped"] = np.asarray(digit)
+    relative_width = None
     if normalise_width:
-        digit = _normalise_stroke_width(_scale_longer_side(digit, WORK_SIZE, Image.Resampling.BOX))
+        work = _scale_longer_side(digit, WORK_SIZE, Image.Resampling.BOX)
+        relative_width = stroke_width(np.asarray(work, dtype=np.float32)) / max(work.size)
+        digit = _normalise_stroke_width(work, relative_width)
         steps["stroke width"] = np.asarray(digit)
 
     fitted = np.asarray(_scale_longer_side(digit, DIGIT_BOX, Image.Resampling.LANCZOS), dtype=np.float32)
@@ -129,7 +146,7 @@ def to_mnist(image: np.ndarray, *, normalise_width: bool = True) -> Preprocessed
 
     centred = centre_by_mass(fitted)
     steps["centred 28x28"] = centred
-    return Preprocessed(image=centred, blank=False, steps=steps)
+    return Preprocessed(image=centred, blank=False, steps=steps, relative_stroke_width=relative_width)
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -316,15 +333,15 @@ def _scale_longer_side(picture: Image.Image, size: int, resample: Image.Resampli
     return picture.resize(new_size, resample)
 
 
-def _normalise_stroke_width(digit: Image.Image) -> Image.Image:
-    """Thicken or thin the strokes to MNIST's typical width relative to the digit's size.
+def _normalise_stroke_width(digit: Image.Image, relative_width: float) -> Image.Image:
+    """Thicken or thin the strokes (``relative_width`` of the digit's longer side now) to MNIST's typical width.
 
     The ink is redrawn from each pixel's distance to the stroke edges, moved by
     half the change in width, so the change need not be a whole pixel.
     """
     pixels = np.asarray(digit, dtype=np.float32)
-    width = stroke_width(pixels)
     longer = max(digit.size)
+    width = relative_width * longer
     target = MNIST_RELATIVE_WIDTH
     # Growing each side by d makes the relative width (width + 2d) / (longer + 2d).
     grow = (target * longer - width) / (2.0 * (1.0 - target))

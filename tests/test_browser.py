@@ -25,7 +25,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 import app_driver as driver  # noqa: E402  (tests/app_driver.py)
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from mnist_core.handwriting import load_pendigits  # noqa: E402
+from mnist_core.handwriting import canvas_points, load_pendigits  # noqa: E402
 from mnist_core.store import ModelStore  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -144,6 +144,19 @@ def test_the_page_shows_what_the_model_sees(page, pen_digits):
         expect(page.get_by_test_id("stImageCaption").filter(has_text=step)).to_be_visible()
     expect(page.locator('img[alt^="The 28×28 image the model sees, read as"]')).to_be_visible()
     expect(page.locator("[data-testid=stVegaLiteChart]").first).to_be_visible()  # the probabilities
+
+
+def test_a_thick_pen_on_a_small_digit_gets_a_hint(page, pen_digits):
+    page.get_by_role("slider", name="Pen width").press("End")  # the thickest pen, 40 px
+    expect(page.get_by_role("slider", name="Pen width")).to_have_value("40")
+    digit = driver.choose_digits(pen_digits, 1)[4]
+    driver.draw(page, canvas_points(digit, canvas_size=driver.CANVAS_SIZE, height_fraction=0.2, stroke_width=40))
+    driver.read_prediction(page)
+    expect(page.get_by_text("Strokes too thick for a digit this small")).to_be_visible()
+    driver.clear(page)
+    driver.draw_digit(page, digit)  # at the page's usual size, still with the thick pen
+    driver.read_prediction(page)
+    expect(page.get_by_text("Strokes too thick for a digit this small")).to_have_count(0)
 
 
 # --- training and uploading from the sidebar ------------------------------------------------------------------

@@ -104,16 +104,29 @@ def test_predict_reads_real_drawings(trained_store, pen_drawings):
     assert [line["path"] for line in lines] == [str(p) for p in pen_drawings]
     for line in lines:
         assert len(line["probabilities"]) == 10 and sum(line["probabilities"]) == pytest.approx(1, abs=1e-4)
-        assert line["digit"] == int(np.argmax(line["probabilities"]))
+        assert line["digit"] == int(np.argmax(line["probabilities"])) and line["thick_strokes"] is False
     right = sum(line["digit"] == int(Path(line["path"]).stem.split("-")[1]) for line in lines)
     assert right >= 14, f"{right}/20 right"  # a small model trained 2 epochs on 5,400 images
+
+
+def test_predict_says_when_the_strokes_are_too_thick(trained_store, handwriting_dir, tmp_path):
+    from mnist_core.handwriting import load_pendigits, render_pen_digit
+
+    digit = load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")[0]
+    blob = tmp_path / "blob.png"
+    Image.fromarray(render_pen_digit(digit, 300, stroke_width=40, height_fraction=0.2)).save(blob)
+    as_json = cli("predict", "--model", "small", "--json", str(blob), models=trained_store.directory)
+    assert json.loads(as_json.stdout)["thick_strokes"] is True
+    as_text = cli("predict", "--model", "small", str(blob), models=trained_store.directory)
+    assert "(strokes too thick for its size: draw it larger or thinner)" in as_text.stdout
 
 
 def test_predict_says_nothing_drawn_for_a_blank_image(trained_store, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (280, 280), "white").save(blank)
     as_json = cli("predict", "--model", "small", "--json", str(blank), models=trained_store.directory)
-    assert json.loads(as_json.stdout) == {"path": str(blank), "digit": None, "probabilities": None}
+    assert json.loads(as_json.stdout) == {"path": str(blank), "digit": None, "probabilities": None,
+                                          "thick_strokes": False}
     as_text = cli("predict", "--model", "small", str(blank), models=trained_store.directory)
     assert as_text.stdout.strip() == f"{blank}: nothing drawn"
 

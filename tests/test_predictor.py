@@ -72,6 +72,13 @@ def test_a_prediction_holds_what_the_model_saw(predictor, pen_digits):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_a_prediction_says_when_the_strokes_are_too_thick_for_the_digit(predictor, pen_digits):
+    blob = render_pen_digit(pen_digits[0], canvas_size=300, stroke_width=40, height_fraction=0.2)
+    ordinary = render_pen_digit(pen_digits[0])
+    assert predictor.predict(blob).thick_strokes and not predictor.predict(ordinary).thick_strokes
+    assert [p.thick_strokes for p in predictor.predict_many([ordinary, blob])] == [False, True]
+
+
 @pytest.mark.parametrize(
     "canvas",
     [
@@ -84,7 +91,7 @@ def test_a_prediction_holds_what_the_model_saw(predictor, pen_digits):
 def test_nothing_drawn_gives_no_digit(predictor, canvas):
     prediction = predictor.predict(canvas)
     assert prediction.digit is None and prediction.confidence == 0.0 and not prediction.sure
-    assert prediction.as_dict() == {"digit": None, "probabilities": None}
+    assert prediction.as_dict() == {"digit": None, "probabilities": None, "thick_strokes": False}
 
 
 def test_a_speck_gives_no_digit(predictor):

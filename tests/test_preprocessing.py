@@ -13,7 +13,15 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_core.handwriting import load_optdigits, load_pendigits, load_semeion, load_usps, render_pen_digit
-from mnist_core.preprocessing import MAX_IMAGE_PIXELS, ImageError, Preprocessed, read_image, stroke_width, to_mnist
+from mnist_core.preprocessing import (
+    MAX_IMAGE_PIXELS,
+    THICK_STROKES,
+    ImageError,
+    Preprocessed,
+    read_image,
+    stroke_width,
+    to_mnist,
+)
 
 CANVAS_SIZES = (200, 280, 400)
 
@@ -372,3 +380,18 @@ def test_preprocessing_and_data_load_without_tensorflow():
     code = "import sys; from mnist_core import to_mnist, load_mnist; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_thick_pen_on_a_small_digit_is_flagged_and_ordinary_writing_is_not(pen_digits, mnist):
+    """Above THICK_STROKES the default model reads pen digits far worse (bench_stroke_thickness.py)."""
+    chosen = pen_digits[::40][:40]
+    blobs = [to_mnist(render_pen_digit(d, 300, stroke_width=40, height_fraction=0.2)) for d in chosen]
+    assert all(p.thick_strokes and p.relative_stroke_width > THICK_STROKES for p in blobs)
+    drawn = [to_mnist(render_pen_digit(d, 300, stroke_width=18, height_fraction=0.65)) for d in chosen]
+    assert not any(p.thick_strokes for p in drawn)
+    assert 0.05 < np.median([p.relative_stroke_width for p in drawn]) < 0.2
+    # MNIST's own writers: not one of 1,000 test digits is flagged.
+    assert not any(to_mnist(x).thick_strokes for x in mnist.x_test[:1000])
+    # Not measured, so never flagged: without the stroke-width step, and for a blank canvas.
+    assert to_mnist(render_pen_digit(chosen[0], 300, 40, 0.2), normalise_width=False).relative_stroke_width is None
+    assert not to_mnist(np.zeros((100, 100), np.uint8)).thick_strokes
