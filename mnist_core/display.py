@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 MAX_UPLOAD_MB = 200
 HIGHLIGHT = "#ff4b4b"  # Streamlit's primary colour: the top class, the errors
 MUTED = "#9aa4b2"
+SPLIT_COLOURS = {"training": MUTED, "validation": HIGHLIGHT}
 # Marks that format text inside a line in Streamlit's Markdown: emphasis, code, links, HTML, LaTeX,
 # strikethrough, tables, and its :colour[...] and :material/icon: directives.
 MARKDOWN_SPECIAL = set("\\`*_[]<>$~|:#")
@@ -131,6 +132,9 @@ def curve_chart(frame: pd.DataFrame, metric: str, height: int = 220) -> alt.Char
     """
     data = frame[frame["metric"] == metric]
     fmt = "%" if metric == "accuracy" else ".2f"
+    # Only the splits that have points get a legend entry (a model trained without a validation
+    # split has none); each keeps its colour when validation points arrive during training.
+    splits = [s for s in SPLIT_COLOURS if (data["split"] == s).any()] or ["training"]
     return (
         alt.Chart(data, title=alt.Title(f"{metric} by epoch", anchor="start", fontSize=13))
         .mark_line(point=alt.OverlayMarkDef(size=18))
@@ -138,7 +142,7 @@ def curve_chart(frame: pd.DataFrame, metric: str, height: int = 220) -> alt.Char
             x=alt.X("epoch:Q", title=None, axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=fmt, tickCount=4)),
             color=alt.Color(
-                "split:N", title=None, scale=alt.Scale(domain=["training", "validation"], range=[MUTED, HIGHLIGHT]),
+                "split:N", title=None, scale=alt.Scale(domain=splits, range=[SPLIT_COLOURS[s] for s in splits]),
                 legend=alt.Legend(orient="right"),
             ),
             tooltip=[alt.Tooltip("epoch:Q", format=".2f"), "split", alt.Tooltip("value:Q", format=".4f")],

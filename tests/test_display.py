@@ -10,7 +10,7 @@ import pytest
 from mnist_core import display
 from mnist_core.data import DataError
 from mnist_core.settings import TrainingSettings
-from mnist_core.store import ModelCard, StoredModel
+from mnist_core.store import ModelCard, ModelStore, StoredModel
 from mnist_core.training import TrainingProgress
 
 PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
@@ -102,6 +102,18 @@ def test_history_frame_in_long_form():
     assert row["value"].item() == pytest.approx(0.88)
     for metric in ("loss", "accuracy"):
         assert display.curve_chart(frame, metric).to_dict()["mark"]["type"] == "line"
+
+
+def test_curves_of_a_model_without_validation_have_no_validation_legend(trained_store):
+    """The shipped default trained on everything: its chart must not promise a validation curve."""
+    _, card = ModelStore().load("default")
+    assert card.training["validation_split"] == 0
+    scale = display.curve_chart(display.history_frame(card.history), "loss").to_dict()["encoding"]["color"]["scale"]
+    assert scale == {"domain": ["training"], "range": [display.MUTED]}
+    _, with_validation = trained_store.load("small")  # trained with a validation split
+    chart = display.curve_chart(display.history_frame(with_validation.history), "accuracy").to_dict()
+    assert chart["encoding"]["color"]["scale"]["domain"] == ["training", "validation"]
+    assert chart["encoding"]["color"]["scale"]["range"] == [display.MUTED, display.HIGHLIGHT]
 
 
 def test_live_frame_places_batches_between_epochs_and_adds_validation_at_epoch_ends():
