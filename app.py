@@ -29,7 +29,6 @@ from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredM
 CANVAS_SIZE = 300
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
 LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
-GALLERY_SIZE = 44  # misclassified test digits shown
 BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
 FIRST_PRESET = "quick"  # what the training form shows at first
 ARCHITECTURE_LABELS = {
@@ -391,10 +390,11 @@ def misclassified(predictor: Predictor) -> None:
     if sha256 != card.test_set.get("sha256") or max(card.misclassified) >= len(x_test):
         st.warning(f"The test set at `{source}` has changed since this model was measured.")
         return
-    shown = card.misclassified[:GALLERY_SIZE]
+    shown = card.misclassified[:display.GALLERY_SIZE]
     predicted = predictor.probabilities(x_test[shown]).argmax(axis=1)
-    st.caption(f"{len(card.misclassified):,} of {len(x_test):,} test digits are wrong; the first {len(shown)} "
-               "are shown as *true → predicted*.")
+    which = "all" if len(shown) == len(card.misclassified) else f"the first {len(shown)}"
+    st.caption(f"{len(card.misclassified):,} of {len(x_test):,} test digits are wrong; {which} shown as "
+               "*true → predicted*.")
     st.image([display.enlarge(x_test[i], 3, grid=False) for i in shown],
              caption=[f"{y_test[i]} → {p}" for i, p in zip(shown, predicted, strict=True)])
 

@@ -31,6 +31,7 @@ MAX_UPLOAD_MB = 200
 HIGHLIGHT = "#ff4b4b"  # Streamlit's primary colour: the top class, the errors
 MUTED = "#9aa4b2"
 SPLIT_COLOURS = {"training": MUTED, "validation": HIGHLIGHT}
+GALLERY_SIZE = 44  # misclassified test digits the page shows
 # Marks that format text inside a line in Streamlit's Markdown: emphasis, code, links, HTML, LaTeX,
 # strikethrough, tables, and its :colour[...] and :material/icon: directives.
 MARKDOWN_SPECIAL = set("\\`*_[]<>$~|:#")

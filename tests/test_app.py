@@ -76,7 +76,9 @@ def test_page_renders_with_the_default_model(app_store, monkeypatch):
     assert card["data"]["sha256"] in model_card and "1,000 images" in model_card
     assert inside.code[0].value == card["command"] == "pytest fixture"
     assert not inside.warning  # the test set is reachable: the gallery is shown
-    assert any("test digits are wrong" in c for c in texts(inside.caption))
+    wrong = len(card["misclassified"])
+    which = "all" if wrong <= display.GALLERY_SIZE else f"the first {display.GALLERY_SIZE}"
+    assert f"{wrong:,} of 1,000 test digits are wrong; {which} shown as *true → predicted*." in texts(inside.caption)
 
 
 def test_blank_canvas_shows_the_hint_and_no_prediction(app_store, monkeypatch):
