@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the saved models and their measured test error")
     models.add_argument("--json", action="store_true")
     models.set_defaults(run=run_models)
+
+    litert = commands.add_parser(
+        "litert", help="(re)make a saved model's LiteRT copy, which recognises one drawing in ~0.3 ms",
+        description="Every save writes one; this is for a model saved without it, or whose copy does not match "
+                    "its card. The .keras file is not touched.")
+    litert.add_argument("--model", default=DEFAULT_MODEL)
+    litert.set_defaults(run=run_litert)
     return parser
 
 
@@ -269,4 +276,10 @@ def run_models(args) -> int:
                   f"(n={e.card.test_set.get('n_test')})")
         else:
             print(f"{e.name:24s} BROKEN: {e.problem}")
+    return 0
+
+
+def run_litert(args) -> int:
+    path = _store(args).make_litert_copy(args.model)
+    print(f"{args.model}: LiteRT copy written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -8,7 +8,7 @@ interrupted save leaves the previous model usable. The card records the
 SHA-256 of the ``.keras`` file it describes; a model whose file and card do
 not match is listed as broken rather than loaded. It records the LiteRT copy's
 too: a copy that is missing or does not match is not used (the predictor
-converts the model itself, ~2 s, instead). Loading uses Keras' safe mode, so a model
+converts the model itself, ~2 s, instead; ``make_litert_copy`` remakes it). Loading uses Keras' safe mode, so a model
 file that carries code (a Lambda layer, say) is refused, never executed.
 """
 
@@ -19,6 +19,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,39 +184,61 @@ class ModelStore:
         The previous model of that name, if any, stays usable until the new
         files are complete on disk.
         """
+        flatbuffer = self._litert_copy(model, card.name)
+        card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
+
+        def write_keras(path: Path) -> None:
+            model.save(path)
+            _fsync(path)
+            card.keras_sha256 = file_sha256(path)
+
+        # The copy first: until the card follows, the old card does not match it and it is not used.
+        self._write_in_place(card, [(".tflite", lambda path: _write(path, flatbuffer)), (".keras", write_keras)])
+        return self.paths(card.name)[0]
+
+    def make_litert_copy(self, name: str) -> Path:
+        """(Re)make model ``name``'s LiteRT copy from its ``.keras`` file, which stays as it is; returns its path.
+
+        For a model saved before copies existed, or whose copy a killed save left not matching its card.
+        """
+        model, card = self.load(name)
+        flatbuffer = self._litert_copy(model, name)
+        card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
+        self._write_in_place(card, [(".tflite", lambda path: _write(path, flatbuffer))])
+        return self.litert_path(name)
+
+    def _litert_copy(self, model: keras.Model, name: str) -> bytes:
         from mnist_core.litert import to_litert
 
-        keras_path, card_path = self.paths(card.name)
-        litert_path = self.litert_path(card.name)
         try:
-            flatbuffer = to_litert(model)
+            return to_litert(model)
         except Exception as exc:  # the converter raises many types; all mean "this model cannot be copied"
-            raise ModelStoreError(f"could not save model {card.name!r}: no LiteRT copy of it can be made "
+            raise ModelStoreError(f"could not save model {name!r}: no LiteRT copy of it can be made "
                                   f"({_first_line(exc)})") from exc
+
+    def _write_in_place(self, card: ModelCard, files: list[tuple[str, Callable[[Path], None]]]) -> None:
+        """Write each (suffix, writer) of ``files``, then ``card``, under temporary names; rename them in that order."""
+        keras_path, card_path = self.paths(card.name)
+        final = {".keras": keras_path, ".tflite": self.litert_path(card.name)}
         temporaries: list[Path] = []
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp_keras = self._temp_path(card.name, ".keras", temporaries)
-            tmp_litert = self._temp_path(card.name, ".tflite", temporaries)
-            tmp_card = self._temp_path(card.name, ".json", temporaries)
-            model.save(tmp_keras)
-            _fsync(tmp_keras)
-            card.keras_sha256 = file_sha256(tmp_keras)
-            _write(tmp_litert, flatbuffer)
-            card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
-            _write(tmp_card, json.dumps(asdict(card), indent=1).encode("utf-8"))
-            # The copy first: until the card follows, the old card does not match it and it is not used.
-            os.replace(tmp_litert, litert_path)
-            os.replace(tmp_keras, keras_path)
-            os.replace(tmp_card, card_path)
+            renames = []
+            for suffix, write in files:
+                temporary = self._temp_path(card.name, suffix, temporaries)
+                write(temporary)
+                renames.append((temporary, final[suffix]))
+            temporary_card = self._temp_path(card.name, ".json", temporaries)
+            _write(temporary_card, json.dumps(asdict(card), indent=1).encode("utf-8"))
+            for temporary, path in [*renames, (temporary_card, card_path)]:
+                os.replace(temporary, path)
         except OSError as exc:
             reason = exc.strerror or exc
             raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {reason}") from exc
         finally:
-            for tmp in temporaries:
-                tmp.unlink(missing_ok=True)
+            for temporary in temporaries:
+                temporary.unlink(missing_ok=True)
         _fsync_dir(self.directory)
-        return keras_path
 
     def remove_stale_temporaries(self, name: str | None = None) -> list[Path]:
         """Clean up after saves that were killed midway (of model ``name`` only, if given).

@@ -168,6 +168,7 @@ def test_predict_refuses_an_empty_file(trained_store, tmp_path):
         (["train", "--name", "../escape"], "invalid model name '../escape'"),
         (["train", "--data", "/no/such/place"], "/no/such/place: no such file or directory"),
         (["evaluate", "--model", "../../etc/passwd"], "invalid model name"),
+        (["litert", "--model", "ghost"], "no model named 'ghost'"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_1(args, message, tmp_path):
@@ -191,6 +192,15 @@ def test_help_and_the_model_list_do_not_load_tensorflow(args, trained_store):
             "print('small' in out.getvalue() or 'usage:' in out.getvalue(), 'tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.split() == ["True", "False"], result.stdout + result.stderr
+
+
+def test_litert_remakes_a_models_copy(trained_store, tmp_path):
+    for suffix in (".keras", ".json"):  # a model without its LiteRT copy
+        (tmp_path / f"small{suffix}").write_bytes((trained_store.directory / f"small{suffix}").read_bytes())
+    result = cli("litert", "--model", "small", models=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"small: LiteRT copy written to {tmp_path / 'small.tflite'}")
+    assert (tmp_path / "small.tflite").read_bytes() == (trained_store.directory / "small.tflite").read_bytes()
 
 
 def test_models_lists_broken_models_with_the_reason(trained_store, tmp_path):

@@ -73,6 +73,27 @@ def test_a_litert_copy_that_is_missing_or_does_not_match_its_card_is_not_used(tr
     np.testing.assert_allclose(alone.probabilities, in_a_batch.probabilities, atol=1e-5)
 
 
+def test_make_litert_copy_gives_a_model_its_copy_and_leaves_the_keras_file_alone(trained_store, small_mnist_npz,
+                                                                                  tmp_path):
+    """As for a model saved before copies existed (the shipped default was)."""
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "old")
+    (tmp_path / "old.tflite").unlink()
+    card = json.loads((tmp_path / "old.json").read_text())
+    del card["litert_sha256"]
+    (tmp_path / "old.json").write_text(json.dumps(card))
+    keras_before = (tmp_path / "old.keras").read_bytes()
+    assert store.load_litert("old", store.load("old")[1]) is None
+
+    assert store.make_litert_copy("old") == tmp_path / "old.tflite"
+
+    assert (tmp_path / "old.keras").read_bytes() == keras_before
+    after = json.loads((tmp_path / "old.json").read_text())
+    assert {k: v for k, v in after.items() if k != "litert_sha256"} == card and after["litert_sha256"]
+    assert_litert_copy_computes(store, "old", np.load(small_mnist_npz)["x_test"][:20])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json", "old.keras", "old.tflite"]
+
+
 def test_lists_models_default_first_and_ignores_other_files(trained_store, tmp_path):
     store = ModelStore(tmp_path)
     for name in ("zeta", "default", "alpha"):
