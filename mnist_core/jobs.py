@@ -148,7 +148,7 @@ class TrainingRunner:
         else:
             final = dict(state="failed", error=_last_error(job.log) or f"training exited with status {code}")
             # A process killed while saving leaves its temporary files (the store never lists them), or,
-            # killed between its two renames, the new model with its card not yet in place: clean up or complete.
+            # killed before its last rename, the new model with its card not yet in place: clean up or complete.
             self.store.remove_stale_temporaries(job.status.name)
         with self._lock:
             job.status = replace(job.status, finished=time.time(), **final)

@@ -243,9 +243,9 @@ class ModelStore:
     def remove_stale_temporaries(self, name: str | None = None) -> list[Path]:
         """Clean up after saves that were killed midway (of model ``name`` only, if given).
 
-        A save killed between its two renames has put the new ``NAME.keras`` in
-        place while its card is still a temporary file: that card, which matches
-        the new file, is moved into place, completing the save. Every other
+        A save killed before its last rename has put the new ``NAME.tflite`` and
+        ``NAME.keras`` in place while its card is still a temporary file: that card,
+        which matches the new files, is moved into place, completing the save. Every other
         temporary file is deleted. Only call it when no save of that model can be
         running. Returns the files deleted.
         """
