@@ -5,7 +5,7 @@ import pytest
 
 from mnist_core.architectures import ARCHITECTURES, as_model_input, build, ensemble
 from mnist_core.evaluation import evaluate
-from mnist_core.settings import ARCHITECTURE_NAMES, TrainingSettings
+from mnist_core.settings import TrainingSettings
 from mnist_core.training import train
 
 # Parameter counts of the Keras tutorial's networks, which ours must match layer for layer.
@@ -23,11 +23,6 @@ def test_maps_images_to_ten_probabilities(name):
 @pytest.mark.parametrize("name", list(TUTORIAL_PARAMETERS))
 def test_tutorial_networks_have_the_tutorials_size(name):
     assert build(name).count_params() == TUTORIAL_PARAMETERS[name]
-
-
-def test_the_settings_know_every_architecture_by_name():
-    """The command line takes the names from settings, which loads no TensorFlow."""
-    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
 
 
 def test_unknown_architecture_names_the_choices():
