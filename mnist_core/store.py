@@ -8,8 +8,9 @@ interrupted save leaves the previous model usable. The card records the
 SHA-256 of the ``.keras`` file it describes; a model whose file and card do
 not match is listed as broken rather than loaded. It records the LiteRT copy's
 too: a copy that is missing or does not match is not used (the predictor
-converts the model itself, ~2 s, instead; ``make_litert_copy`` remakes it). Loading uses Keras' safe mode, so a model
-file that carries code (a Lambda layer, say) is refused, never executed.
+converts the model itself, ~2 s, instead; ``make_litert_copy`` remakes it).
+Loading uses Keras' safe mode, so a model file that carries code (a Lambda
+layer, say) is refused, never executed.
 """
 
 from __future__ import annotations
@@ -184,8 +185,7 @@ class ModelStore:
         The previous model of that name, if any, stays usable until the new
         files are complete on disk.
         """
-        flatbuffer = self._litert_copy(model, card.name)
-        card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
+        flatbuffer = self._litert_copy(model, card)
 
         def write_keras(path: Path) -> None:
             model.save(path)
@@ -202,19 +202,21 @@ class ModelStore:
         For a model saved before copies existed, or whose copy a killed save left not matching its card.
         """
         model, card = self.load(name)
-        flatbuffer = self._litert_copy(model, name)
-        card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
+        flatbuffer = self._litert_copy(model, card)
         self._write_in_place(card, [(".tflite", lambda path: _write(path, flatbuffer))])
         return self.litert_path(name)
 
-    def _litert_copy(self, model: keras.Model, name: str) -> bytes:
+    def _litert_copy(self, model: keras.Model, card: ModelCard) -> bytes:
+        """``model``'s LiteRT copy, its checksum recorded on ``card``."""
         from mnist_core.litert import to_litert
 
         try:
-            return to_litert(model)
+            flatbuffer = to_litert(model)
         except Exception as exc:  # the converter raises many types; all mean "this model cannot be copied"
-            raise ModelStoreError(f"could not save model {name!r}: no LiteRT copy of it can be made "
+            raise ModelStoreError(f"could not save model {card.name!r}: no LiteRT copy of it can be made "
                                   f"({_first_line(exc)})") from exc
+        card.litert_sha256 = hashlib.sha256(flatbuffer).hexdigest()
+        return flatbuffer
 
     def _write_in_place(self, card: ModelCard, files: list[tuple[str, Callable[[Path], None]]]) -> None:
         """Write each (suffix, writer) of ``files``, then ``card``, under temporary names; rename them in that order."""

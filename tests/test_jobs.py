@@ -32,7 +32,7 @@ def assert_default_intact(store: ModelStore, before: bytes, pen_canvas) -> None:
     assert (store.directory / "default.keras").read_bytes() == before
     assert [m.name for m in store.list() if m.ok] == ["default"]  # nothing half-written is listed
     predictor = Predictor.load("default", store)
-    alone, (in_a_batch,) = predictor.predict(pen_canvas), predictor.predict_many([pen_canvas, pen_canvas])[:1]
+    alone, in_a_batch = predictor.predict(pen_canvas), predictor.predict_many([pen_canvas, pen_canvas])[0]
     assert alone.digit is not None  # and the LiteRT copy in use (one drawing) computes what the model does (batches):
     np.testing.assert_allclose(alone.probabilities, in_a_batch.probabilities, atol=1e-5)
 
