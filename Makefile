@@ -9,13 +9,16 @@ PY := $(VENV)/bin/python
 MNIST_DATA ?= $(abspath ../shared/data/mnist)
 HANDWRITING_DATA ?= $(abspath ../shared/data)
 export MNIST_DATA HANDWRITING_DATA
+# TensorFlow's C++ start-up messages, for every command here (mnist_core sets the same when imported first).
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: run test test-fast browser-deps bench lint clean
 
-$(VENV)/.app-deps: requirements.txt
+$(VENV)/.app-deps: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.app-deps requirements-dev.txt

@@ -18,25 +18,19 @@ from pathlib import Path
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from mnist_core import display
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
-from mnist_core.jobs import TrainingBusy, TrainingRunner
 from mnist_core.predictor import Prediction, Predictor
 from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
+from page import display
+from page.jobs import TrainingBusy, TrainingRunner
 
 CANVAS_SIZE = 300
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
 LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
 BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
 FIRST_PRESET = "quick"  # what the training form shows at first
-ARCHITECTURE_LABELS = {
-    "baseline": "baseline: one dense layer (~2% error)",
-    "simple": "simple: small CNN (~1% error)",
-    "large": "large: two-layer CNN (~0.8% error)",
-    "best": "best: batch-norm CNN (~0.35% with augmentation; slowest)",
-}
 
 st.set_page_config(page_title="Digit recogniser", page_icon=":material/draw:", layout="wide")
 
@@ -235,7 +229,7 @@ def training_form(runner: TrainingRunner) -> None:
                              help="Letters, digits, '-' and '_'. Training under an existing name replaces "
                                   "that model when (and only if) the training completes.")
         st.selectbox("Architecture", list(ARCHITECTURES), key="train_architecture",
-                     format_func=lambda a: ARCHITECTURE_LABELS.get(a, a))
+                     format_func=lambda a: ARCHITECTURES[a].label)
         st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, key="train_epochs")
         st.select_slider("Batch size", BATCH_SIZES, key="train_batch_size")
         st.toggle("Augmentation", key="train_augment", help="Random rotation, shear, zoom, shift and stroke width "
@@ -270,17 +264,17 @@ def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings
     try:
         settings.check()
         name = check_name(name.strip() or f"{settings.architecture}-{settings.epochs}e")
-        if name == DEFAULT_MODEL and any(p.exists() for p in ModelStore().paths(name)):
+        if name == DEFAULT_MODEL and ModelStore().files(name).card.exists():
             raise ValueError(f"'{DEFAULT_MODEL}' is the shipped model and cannot be replaced from the page; "
                              "choose another name")
         data_path = None
         if upload is not None:
             with st.spinner(f"Checking {upload.name}…"):
-                data_path, data = display.check_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
+                data_path, data = display.keep_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
             settings.check(len(data.x_train))
         runner.start(settings, name, data_path, owner=st.session_state.user)
     except TrainingBusy as exc:
-        st.warning(display.escape_markdown(display.sentence(str(exc))), icon=":material/hourglass_top:")
+        st.warning(display.escape_markdown(display.capitalised(str(exc))), icon=":material/hourglass_top:")
     except (ValueError, DataError) as exc:
         st.error(display.escape_markdown(exc), icon=":material/error:")
     else:
@@ -378,7 +372,7 @@ def misclassified(predictor: Predictor) -> None:
     if not card.misclassified:
         st.caption("None: every test digit was recognised." if card.confusion else "Not recorded in the card.")
         return
-    source = display.test_set_path(card)
+    source = card.test_set.path
     try:
         if source is None:
             raise DataError("its card does not say where it is")
@@ -387,7 +381,7 @@ def misclassified(predictor: Predictor) -> None:
         st.warning("The test set is not reachable from this server, so its digits cannot be shown: "
                    + display.escape_markdown(exc))
         return
-    if sha256 != card.test_set.get("sha256") or max(card.misclassified) >= len(x_test):
+    if sha256 != card.test_set.sha256 or max(card.misclassified) >= len(x_test):
         st.warning(f"The test set at `{source}` has changed since this model was measured.")
         return
     shown = card.misclassified[:display.GALLERY_SIZE]

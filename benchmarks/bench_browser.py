@@ -23,15 +23,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(ROOT / "tests"))  # the browser driver the tests use (tests/app_driver.py)
 
-import app_driver as driver  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
+import app_driver as driver
+from playwright.sync_api import sync_playwright
 
-from mnist_core.handwriting import load_pendigits  # noqa: E402
-from mnist_core.store import ModelStore  # noqa: E402
+from mnist_core.handwriting import load_pendigits
+from mnist_core.store import ModelStore
 
 
 def main() -> int:
@@ -74,7 +72,7 @@ def main() -> int:
     measured.startup["starts"] = len(starts)
     card = entry.card
     model = {"name": "default", "architecture": card.architecture, "test_error": card.test_error,
-             "n_test": card.test_set.get("n_test")}
+             "n_test": card.test_set.n_test}
     result = measured.write(args.out, "benchmarks/bench_browser.py", model)
     latency = result["stroke_to_prediction"]
     print(f"model: default ({card.architecture}, {card.test_error:.2f}% test error)")

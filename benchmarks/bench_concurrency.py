@@ -20,16 +20,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(ROOT / "tests"))  # the browser driver the tests use (tests/app_driver.py)
 
-import app_driver as driver  # noqa: E402
-import load_driver as load  # noqa: E402
-import numpy as np  # noqa: E402
+import app_driver as driver
+import load_driver as load
+import numpy as np
 
-from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.handwriting import load_pendigits  # noqa: E402
+from mnist_core.data import load_mnist
+from mnist_core.handwriting import load_pendigits
 
 
 def main() -> int:

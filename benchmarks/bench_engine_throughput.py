@@ -10,20 +10,16 @@ engine's cost is its progress callback and stop check after every batch.
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mnist_core.architectures import ARCHITECTURES, build  # noqa: E402
-from mnist_core.data import MnistData, load_mnist  # noqa: E402
-from mnist_core.settings import TrainingSettings  # noqa: E402
-from mnist_core.training import compile_model, make_dataset, train  # noqa: E402
+from mnist_core.architectures import ARCHITECTURES, build
+from mnist_core.data import MnistData, load_mnist
+from mnist_core.settings import TrainingSettings
+from mnist_core.training import compile_model, make_dataset, train
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = {"baseline": 60_000, "simple": 60_000, "large": 60_000, "best": 25_600}
@@ -36,7 +32,7 @@ def plain_fit(data: MnistData, settings: TrainingSettings) -> float:
     model = build(settings.architecture)
     ds = make_dataset(data.x_train, data.y_train, settings.batch_size, shuffle=True, augment=settings.augment,
                       seed=settings.seed)
-    compile_model(model, settings.learning_rate, settings.epochs * len(ds), cosine=settings.cosine)
+    compile_model(model, settings.learning_rate, settings.epochs * len(ds), settings.resolved_schedule)
     model.fit(ds, epochs=settings.epochs, verbose=0, shuffle=False)
     return len(data.x_train) * settings.epochs / (time.perf_counter() - started)
 

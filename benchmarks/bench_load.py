@@ -19,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from mnist_core.data import ENV_VAR, load_kaggle_csv, load_mnist  # noqa: E402
+from mnist_core.data import ENV_VAR, load_kaggle_csv, load_mnist
 
 
 def timed(fn, repeat: int) -> tuple[list[float], object]:

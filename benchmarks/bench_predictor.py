@@ -14,22 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from mnist_core.architectures import as_model_input
+from mnist_core.handwriting import load_pendigits, random_canvas_drawing
+from mnist_core.predictor import Predictor
+from mnist_core.preprocessing import to_mnist
+from mnist_core.store import ModelStore
 
-from mnist_core.architectures import as_model_input  # noqa: E402
-from mnist_core.handwriting import load_pendigits, random_canvas_drawing  # noqa: E402
-from mnist_core.predictor import Predictor  # noqa: E402
-from mnist_core.preprocessing import to_mnist  # noqa: E402
-from mnist_core.store import ModelStore  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed(call, inputs, before=None) -> np.ndarray:

@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mnist_core import preprocessing  # noqa: E402
-from mnist_core.handwriting import (  # noqa: E402
+from mnist_core import preprocessing
+from mnist_core.handwriting import (
     load_pendigits,
     random_canvas_drawing,
     render_pen_digit,
 )
-from mnist_core.preprocessing import to_mnist  # noqa: E402
+from mnist_core.preprocessing import to_mnist
 
 
 def drawings(data: Path, count: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:

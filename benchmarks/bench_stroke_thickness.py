@@ -16,19 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from mnist_core.handwriting import load_pendigits, render_pen_digit
+from mnist_core.predictor import Predictor
+from mnist_core.preprocessing import THICK_STROKES, to_mnist
+from mnist_core.store import ModelStore
 
-from mnist_core.handwriting import load_pendigits, render_pen_digit  # noqa: E402
-from mnist_core.predictor import Predictor  # noqa: E402
-from mnist_core.preprocessing import THICK_STROKES, to_mnist  # noqa: E402
-from mnist_core.store import ModelStore  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BINS = [0.0, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50, 1.0]
 

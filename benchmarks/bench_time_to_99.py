@@ -21,7 +21,6 @@ CHILD = r"""
 import time
 started = time.perf_counter()
 import json, sys, os
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras, numpy as np
 from mnist_core.architectures import build
 from mnist_core.data import load_mnist
@@ -36,7 +35,7 @@ keras.utils.set_random_seed(s.seed)
 model = build(s.architecture)
 ds = make_dataset(data.x_train, data.y_train, s.batch_size, shuffle=True, augment=s.augment, seed=s.seed)
 half = len(ds) // 2
-compile_model(model, s.learning_rate, s.epochs * len(ds), cosine=s.cosine)
+compile_model(model, s.learning_rate, s.epochs * len(ds), s.resolved_schedule)
 excluded = 0.0
 points = []
 for step in range(2 * min(s.epochs, max_epochs)):

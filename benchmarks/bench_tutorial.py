@@ -10,21 +10,18 @@ images, no augmentation) is trained through the engine and measured on the
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from mnist_core.data import load_mnist
+from mnist_core.evaluation import evaluate
+from mnist_core.settings import PRESETS
+from mnist_core.training import train
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
-
-from mnist_core.data import load_mnist  # noqa: E402
-from mnist_core.evaluation import evaluate  # noqa: E402
-from mnist_core.settings import PRESETS  # noqa: E402
-from mnist_core.training import train  # noqa: E402
 
 PUBLISHED = {"tutorial-baseline": "1.8-2.0%", "tutorial-simple": "1.0-1.2%", "tutorial-large": "0.8-0.9%"}
 

@@ -8,7 +8,11 @@ Names are imported on first use, so ``from mnist_core import to_mnist, load_mnis
 TrainingSettings, ModelStore`` does not pay for loading TensorFlow (~3 s).
 """
 
+import os
 from importlib import import_module
+
+# TensorFlow's C++ start-up messages (CUDA probing, CPU features) say nothing a user of this package can act on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _PUBLIC = {
     "load_mnist": "mnist_core.data",
@@ -19,7 +23,7 @@ _PUBLIC = {
     "Prediction": "mnist_core.predictor",
     "to_mnist": "mnist_core.preprocessing",
     "ModelStore": "mnist_core.store",
-    "ModelCard": "mnist_core.store",
+    "ModelCard": "mnist_core.card",
     "TrainingSettings": "mnist_core.settings",
     "TrainingProgress": "mnist_core.training",
     "train": "mnist_core.training",

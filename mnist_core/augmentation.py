@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import keras
 import tensorflow as tf
 
 
@@ -44,8 +45,8 @@ def _random_affine(images: tf.Tensor, n: tf.Tensor, s: AugmentationSettings) -> 
     stretch = tf.exp(uniform(math.log(1.0 + s.aspect)))  # width / height, from 1/(1+aspect) to 1+aspect
     tx, ty = uniform(s.shift_pixels), uniform(s.shift_pixels)
     # Forward map F = scale * diag(sqrt(stretch), 1/sqrt(stretch)) * rotation * shear
-    # (x to the right, y down). ImageProjectiveTransform wants the inverse: for
-    # each output pixel, the input pixel it samples.
+    # (x to the right, y down). affine_transform wants the inverse: for each
+    # output pixel, the input pixel it samples.
     cos, sin, tan = tf.cos(angle), tf.sin(angle), tf.tan(shear)
     sx, sy = scale * tf.sqrt(stretch), scale / tf.sqrt(stretch)
     f00, f01 = sx * cos, sx * (cos * tan - sin)
@@ -57,14 +58,8 @@ def _random_affine(images: tf.Tensor, n: tf.Tensor, s: AugmentationSettings) -> 
     b2 = centre - b0 * (centre + tx) - b1 * (centre + ty)
     zeros = tf.zeros([n])
     transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
+    return keras.ops.image.affine_transform(images, transforms, interpolation="bilinear", fill_mode="constant",
+                                            fill_value=0.0, data_format="channels_last")
 
 
 def _random_stroke_width(images: tf.Tensor, n: tf.Tensor, s: AugmentationSettings) -> tf.Tensor:

@@ -15,22 +15,17 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
-
 # Only what every command needs: TensorFlow (~3 s) loads only for the commands that use a model.
-from mnist_core.data import ENV_VAR as DATA_ENV_VAR  # noqa: E402
-from mnist_core.data import DataError  # noqa: E402
-from mnist_core.settings import ARCHITECTURE_NAMES, PRESETS, SCHEDULES, TrainingSettings  # noqa: E402
-from mnist_core.store import DEFAULT_MODEL, ModelStoreError  # noqa: E402
+from mnist_core.architectures import ARCHITECTURES
+from mnist_core.data import ENV_VAR as DATA_ENV_VAR
+from mnist_core.data import DataError
+from mnist_core.settings import PRESETS, SCHEDULES, TrainingSettings
+from mnist_core.store import DEFAULT_MODEL, ModelStoreError, check_name
 
 USER_ERRORS = (DataError, ModelStoreError, ValueError, OSError)
-EXIT_CANCELLED = 3  # `train` stopped on request (SIGTERM or Ctrl-C); nothing was saved
-PROGRESS_INTERVAL = 0.25  # seconds between two per-batch JSON progress lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainingSettings()
     train.add_argument("--preset", choices=list(PRESETS), default=None,
                        help="named settings (the tutorial's, quick, best); other options override them")
-    train.add_argument("--arch", choices=list(ARCHITECTURE_NAMES),
+    train.add_argument("--arch", choices=list(ARCHITECTURES),
                        help=f"architecture (default: {defaults.architecture})")
     train.add_argument("--epochs", type=int, help=f"default: {defaults.epochs}")
     train.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
@@ -74,18 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default=None, help=data_help)
     train.add_argument("--csv-split", choices=["holdout", "tutorial"], default="holdout",
                        help="how a Kaggle CSV is split (see README)")
-    train.add_argument("--extra-data", type=Path, default=None, metavar="FOLDER",
-                       help="also train on USPS' training set and optdigits' .tra digits from this handwriting "
-                            "folder (holding usps/ and optdigits/), normalised like MNIST; the test set stays MNIST's")
-    train.add_argument("--crossed-sevens", action="store_true",
-                       help="also train on a copy of each training 7 with a bar through its stem, as much of "
-                            "the world writes it (MNIST's writers hardly did)")
-    train.add_argument("--box-filled", type=int, default=0, metavar="N",
-                       help="also train on copies of N random training digits (with --extra-data's) stretched to "
-                            "fill their box, as some collections normalise digits and as people draw wide ones")
+    train.add_argument("--extra-sources", type=_names, default=None, metavar="NAME,...",
+                       help="also train on these writers, normalised like MNIST: usps, optdigits, cvl, bhmsds, "
+                            "pendigits (see README); the test set stays MNIST's")
+    train.add_argument("--handwriting-data", default=None, metavar="FOLDER",
+                       help="the folder holding usps/, optdigits/, cvl/, bhmsds/ and pendigits/ "
+                            "(default: $HANDWRITING_DATA)")
+    train.add_argument("--crossed-sevens", action=argparse.BooleanOptionalAction, default=None,
+                       help="also train on a copy of each MNIST training 7 with a bar through its stem")
+    train.add_argument("--slashed-zeros", action=argparse.BooleanOptionalAction, default=None,
+                       help="also train on a copy of each MNIST training 0 with a slash through it")
+    train.add_argument("--box-filled", type=int, default=None, metavar="N",
+                       help="also train on copies of N random training digits stretched to fill their box")
+    train.add_argument("--base-model", default=None, metavar="NAME",
+                       help="start from this saved model's weights (fine-tuning; same architecture and members)")
+    train.add_argument("--settings-json", default=None, metavar="JSON",
+                       help="all settings as one JSON object (TrainingSettings.to_json); other options override it")
     train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
     train.add_argument("--progress-jsonl", action="store_true",
-                       help="report progress as JSON lines on stdout instead of a progress bar")
+                       help="report progress as JSON lines on stdout instead of a progress bar "
+                            "(mnist_core.protocol)")
+    train.add_argument("--niceness", type=int, default=0, metavar="N",
+                       help="lower this process' scheduling priority by N first (the page's runner uses 10)")
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="measure a saved model's test error")
@@ -120,93 +125,117 @@ def _store(args):
     return ModelStore(args.models_dir)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def settings_from_arguments(args) -> TrainingSettings:
-    """The preset's settings (or the defaults), with every option given on the command line applied."""
-    base = PRESETS[args.preset] if args.preset else TrainingSettings()
+    """The preset's (or --settings-json's, or the default) settings, with every option given applied."""
+    if args.settings_json is not None:
+        base = TrainingSettings.from_json(args.settings_json)
+    else:
+        base = PRESETS[args.preset] if args.preset else TrainingSettings()
     given = {
         "architecture": args.arch, "epochs": args.epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "schedule": args.schedule, "augment": args.augment,
         "validation_split": args.validation_split, "members": args.members, "seed": args.seed,
+        "extra_sources": args.extra_sources, "handwriting_data": args.handwriting_data,
+        "crossed_sevens": args.crossed_sevens, "slashed_zeros": args.slashed_zeros, "box_filled": args.box_filled,
+        "base_model": args.base_model,
     }
     return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 def run_train(args) -> int:
-    from tqdm import tqdm
-
     from mnist_core.data import load_mnist
+    from mnist_core.protocol import EXIT_CANCELLED
     from mnist_core.training import TrainingCancelled
     from mnist_core.workflow import train_and_save
 
+    if args.niceness:
+        os.nice(args.niceness)
     settings = settings_from_arguments(args).check()
     name = args.name or f"{settings.architecture}-{settings.epochs}e"
     store = _store(args)
-    store.paths(name)  # validates the name before any work is done
+    check_name(name)  # before any work is done
     data = load_mnist(args.data, csv_split=args.csv_split)
-    data = _with_extras(data, args)
     print(f"data: {data}", file=sys.stderr)
-    bar = None
-
-    def show_bar(p):
-        nonlocal bar
-        if bar is None or (p.epoch_end is False and p.batch == 1):
-            if bar is not None:
-                bar.close()
-            member = f"net {p.member}/{p.members} " if p.members > 1 else ""
-            bar = tqdm(total=p.batches, desc=f"{member}epoch {p.epoch}/{p.epochs}", unit="batch", file=sys.stderr)
-        if p.epoch_end:
-            val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
-            bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f}{val} {p.images_per_second:.0f} img/s")
-        elif p.batch > bar.n:  # batch reports may arrive slightly out of order
-            bar.update(p.batch - bar.n)
-            if p.batch % 20 == 0:
-                bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f} left {p.seconds_left:.0f}s")
+    if added := _added_sources(settings):
+        print(f"adding to the training set: {added} (normalising them takes a few minutes)", file=sys.stderr)
 
     command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     stop = threading.Event()
     previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
     try:
-        progress = _json_progress() if args.progress_jsonl else show_bar
-        card = train_and_save(data, settings, name, store, progress=progress, stop=stop, command=command)
+        card = train_and_save(data, settings, name, store, progress=show, stop=stop, command=command)
     except TrainingCancelled as exc:
         print(f"error: {exc}; no model was saved", file=sys.stderr)
         return EXIT_CANCELLED
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
-        if bar is not None:
-            bar.close()
+        if isinstance(show, _ProgressDisplay):
+            show.close()
     if args.progress_jsonl:
-        print(json.dumps({"event": "saved", "card": asdict(card)}), flush=True)
-    print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set['n_test']} test images "
+        from mnist_core.protocol import saved_line
+
+        print(saved_line(card), flush=True)
+    print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set.n_test} test images "
           f"({card.training_seconds:.0f} s)")
     return 0
 
 
-def _with_extras(data, args):
-    """``data`` with what --extra-data, --crossed-sevens and --box-filled add to its training set."""
-    from mnist_core.data import with_extra_training
-    from mnist_core.styles import box_filled, crossed_sevens
+def _added_sources(settings: TrainingSettings) -> str:
+    synthetic = [("crossed 7s", settings.crossed_sevens), ("slashed 0s", settings.slashed_zeros),
+                 (f"{settings.box_filled} box-filled digits", settings.box_filled)]
+    return ", ".join([*settings.extra_sources, *(what for what, wanted in synthetic if wanted)])
 
-    extras = []
-    if args.extra_data is not None:
-        from mnist_core.handwriting import load_extra_training_digits
 
-        extras.append(load_extra_training_digits(args.extra_data))
-    if args.box_filled:  # drawn from the training digits loaded so far
-        x = np.concatenate([data.x_train, *(images for images, _, _ in extras)])
-        y = np.concatenate([data.y_train, *(labels for _, labels, _ in extras)])
-        extras.append(box_filled(x, y, args.box_filled, seed=args.seed or 0))
-    if args.crossed_sevens:  # drawn on the loaded training set's 7s only
-        extras.append(crossed_sevens(data.x_train, data.y_train, seed=args.seed or 0))
-    if not extras:
-        return data
-    images, labels, sources = zip(*extras, strict=True)
-    return with_extra_training(data, np.concatenate(images), np.concatenate(labels), " + ".join(sources))
+class _ProgressDisplay:
+    """Training progress on a stream: a tqdm bar per epoch on a terminal; in a log or a pipe, a line per
+    epoch and one every LOG_INTERVAL seconds between (a bar would write a line at each update)."""
+
+    LOG_INTERVAL = 30.0
+
+    def __init__(self, stream):
+        self.stream, self.bar, self.last_line = stream, None, time.monotonic()
+        self.terminal = stream.isatty()
+
+    def __call__(self, p) -> None:
+        network = f"net {p.member}/{p.members} " if p.members > 1 else ""
+        where = f"{network}epoch {p.epoch}/{p.epochs}"
+        if not self.terminal:
+            if p.epoch_end or time.monotonic() - self.last_line >= self.LOG_INTERVAL:
+                self.last_line = time.monotonic()
+                val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
+                done = "done" if p.epoch_end else f"batch {p.batch}/{p.batches}"
+                print(f"{where} {done}: loss={p.loss:.4f} acc={p.accuracy:.4f}{val} "
+                      f"{p.images_per_second:.0f} img/s, {p.seconds_left:.0f} s left", file=self.stream, flush=True)
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or (p.epoch_end is False and p.batch == 1):
+            self.close()
+            self.bar = tqdm(total=p.batches, desc=where, unit="batch", file=self.stream)
+        if p.epoch_end:
+            val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
+            self.bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f}{val} {p.images_per_second:.0f} img/s")
+        elif p.batch > self.bar.n:  # batch reports may arrive slightly out of order
+            self.bar.update(p.batch - self.bar.n)
+            if p.batch % 20 == 0:
+                self.bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f} left {p.seconds_left:.0f}s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _json_progress():
-    """A progress callback printing JSON lines: every epoch end, and batches at most every 0.25 s."""
+    """A progress callback printing mnist_core.protocol's lines: every epoch end, batches at most every 0.25 s."""
+    from mnist_core.protocol import PROGRESS_INTERVAL, progress_line
+
     last = 0.0
 
     def report(p):
@@ -214,7 +243,7 @@ def _json_progress():
         now = time.monotonic()
         if p.epoch_end or now - last >= PROGRESS_INTERVAL:
             last = now
-            print(json.dumps({"event": "progress", "progress": asdict(p)}), flush=True)
+            print(progress_line(p), flush=True)
 
     return report
 
@@ -264,7 +293,9 @@ def run_models(args) -> int:
         print(json.dumps([
             {"name": e.name, "ok": e.ok, "problem": e.problem,
              "architecture": e.card.architecture if e.card else None,
-             "test_error": e.card.test_error if e.card else None}
+             "test_error": e.card.test_error if e.card else None,
+             "preprocessing": e.card.preprocessing if e.card else None,
+             "older_preprocessing": e.card.older_preprocessing if e.card else None}
             for e in entries
         ]))
         return 0
@@ -272,8 +303,10 @@ def run_models(args) -> int:
         print("no models saved; train one with 'python -m mnist_core train'")
     for e in entries:
         if e.ok:
-            print(f"{e.name:24s} {e.card.architecture:12s} test error {e.card.test_error:.2f}% "
-                  f"(n={e.card.test_set.get('n_test')})")
+            error = e.card.test_error
+            measured = f"test error {error:.2f}%" if error is not None else "test error not measured"
+            older = " (older preprocessing)" if e.card.older_preprocessing else ""
+            print(f"{e.name:24s} {e.card.architecture:12s} {measured} (n={e.card.test_set.n_test}){older}")
         else:
             print(f"{e.name:24s} BROKEN: {e.problem}")
     return 0

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_core.errors import first_line as _first_line
+
 ENV_VAR = "MNIST_DATA"
 IMAGE_SIZE = 28
 N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -74,8 +76,15 @@ class MnistData:
     sha256: str
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
-    extra_source: str = ""  # training images added to the source's (see with_extra_training)
+    # Training images added to the source's (see with_extra_training): one record
+    # (mnist_core.sources.TrainingSource) per part, and a digest of all of them.
+    extra_sources: tuple = ()
     extra_sha256: str = ""
+
+    @property
+    def extra_source(self) -> str:
+        """What was added to the training set, in words ("" when nothing was)."""
+        return " + ".join(f"{s.name} ({s.count})" for s in self.extra_sources)
 
     def __repr__(self) -> str:
         val = "" if self.x_val is None else f", val={len(self.x_val)}"
@@ -83,25 +92,28 @@ class MnistData:
         return f"MnistData(train={len(self.x_train)}{val}, test={len(self.x_test)}, source={self.source!r}{extra})"
 
 
-def with_extra_training(data: MnistData, x: np.ndarray, y: np.ndarray, source: str) -> MnistData:
+def with_extra_training(data: MnistData, x: np.ndarray, y: np.ndarray, sources: list) -> MnistData:
     """``data`` with images ``x`` (N, 28, 28) uint8 and labels ``y`` added to its training set; the test set is kept.
 
     ``source`` and ``sha256`` still name the loaded source (and so its test set);
-    ``extra_source`` and ``extra_sha256`` name what was added.
+    ``extra_sources`` (the records ``sources``, whose counts add up to ``len(x)``)
+    and ``extra_sha256`` name what was added.
     """
     if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or x.dtype != np.uint8:
         raise DataError(f"extra training images must be (N, 28, 28) uint8, got {x.shape} {x.dtype}")
     if len(x) != len(y) or len(y) == 0 or y.min() < 0 or y.max() > 9:
         raise DataError(f"extra training data needs one label 0-9 per image ({len(x)} images, {len(y)} labels)")
-    if data.extra_source:
+    if data.extra_sources:
         raise DataError(f"extra training data was already added ({data.extra_source})")
+    if sum(s.count for s in sources) != len(x):
+        raise DataError(f"the sources' counts add up to {sum(s.count for s in sources)}, not the {len(x)} images")
     digest = hashlib.sha256(x.tobytes())
     digest.update(y.astype(np.uint8).tobytes())
     return replace(
         data,
         x_train=np.concatenate([data.x_train, x]),
         y_train=np.concatenate([data.y_train, y.astype(np.uint8)]),
-        extra_source=source,
+        extra_sources=tuple(sources),
         extra_sha256=digest.hexdigest(),
     )
 
@@ -174,7 +186,7 @@ def find_idx_file(directory: Path, stem: str) -> Path:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (images magic 2051 or labels magic 2049) into a uint8 array."""
-    raw = _read_bytes(path)
+    raw = read_bytes(path)
     if len(raw) < 8:
         raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, the header alone is 8)")
     magic = int.from_bytes(raw[0:4], "big")
@@ -204,7 +216,10 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped when gzipped; DataError for a missing, empty, unreadable or corrupt file."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -266,6 +281,9 @@ def _load_npz(path: Path, source: str | None = None) -> MnistData:
 
 def _keras_cache_file() -> Path:
     """Where ``keras.datasets.mnist.load_data()`` keeps ``mnist.npz``, by Keras 3's own rules.
+
+    Kept here rather than asked of Keras: its answer (``keras.src.backend.config.keras_home``) is
+    private API, and importing Keras to ask costs ~3 s before any data is read.
 
     Keras' home is ``$KERAS_HOME`` when that variable is set, else ``~/.keras`` (``/tmp/.keras`` when the
     home directory is not writable); ``keras.utils.get_file`` caches in ``<home>/datasets``, or in
@@ -498,10 +516,6 @@ def _is_number(cell: str) -> bool:
     except (TypeError, ValueError):
         return False
     return cell.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _check_labels(labels: np.ndarray, path: Path) -> None:

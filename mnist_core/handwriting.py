@@ -1,11 +1,14 @@
-"""Real handwriting that is not MNIST: loaders for USPS, Semeion, optdigits and pendigits.
+"""Real handwriting that is not MNIST: loaders for USPS, Semeion, optdigits, pendigits, CVL and BHMSDS.
 
 These data sets test what a model trained on MNIST does with other people's
 digits, and :func:`render_pen_digit` turns real pen trajectories into drawings
 like those a user makes on the app's canvas. Each loader returns the data in
-its natural form: images as uint8 arrays with ink high on a 0 background (as in
-MNIST) at their original size, labels as uint8. Malformed files raise
-:class:`~mnist_core.data.DataError` naming the file and line.
+its natural form: images as uint8 arrays at their original size, labels as
+uint8. The bitmaps (USPS, Semeion, optdigits) have ink high on a 0 background,
+as in MNIST; the scans and photos (CVL, BHMSDS) are as written, dark ink on
+light paper, which :func:`~mnist_core.preprocessing.to_mnist` reads as it reads
+any photo. Malformed files raise :class:`~mnist_core.data.DataError` naming the
+file and line (or zip member); nothing half-loaded is returned.
 
 The files are described in ``shared/README.md``; the folder is found through
 the ``HANDWRITING_DATA`` environment variable in the tests.
@@ -13,17 +16,17 @@ the ``HANDWRITING_DATA`` environment variable in the tests.
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from mnist_core.data import DataError
-from mnist_core.preprocessing import to_mnist
+from mnist_core.data import DataError, read_bytes
 
 PEN_BOX = 500  # pendigits coordinates lie in a 500x500 box, y pointing up
 
@@ -31,6 +34,15 @@ PEN_BOX = 500  # pendigits coordinates lie in a 500x500 box, y pointing up
 RANDOM_STROKE_WIDTH = (12, 28)  # pixels, inclusive
 RANDOM_HEIGHT_FRACTION = (0.45, 0.85)
 
+CVL_ZIP = "cvl-single-digits-train-valid.zip"
+CVL_SPLITS = ("train", "valid")  # 67 and 60 writers, none in both
+BHMSDS_ZIP = "bhmsds.zip"
+# pendigits' 30 writers, split once and for all: the first 15 may be trained on,
+# the others are the robustness benchmark's (never trained on).
+PENDIGITS_TRAINING_WRITERS = range(1, 16)
+
+_CVL_MEMBER = re.compile(r"^database/(train|valid)/(\d)-(\d{4})(?:-\d+)+\.png$")
+_BHMSDS_DIGIT = re.compile(r"^symbols/(\d)-\d+\.png$")
 _SEGMENT = re.compile(r'^\.SEGMENT\s+DIGIT\s+(\d+)(?:-(\d+))?\s+\?\s+"(\d)"\s*$')
 
 
@@ -205,31 +217,37 @@ def load_pendigits(path: str | os.PathLike) -> list[PenDigit]:
     return digits
 
 
-# --- more training data ----------------------------------------------------------
+def load_cvl(folder: str | os.PathLike, split: str = "valid") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CVL Single Digit images from ``folder/cvl-single-digits-train-valid.zip``: images, labels and writers.
 
-
-def load_extra_training_digits(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
-    """USPS' training set and optdigits' ``.tra`` digits, normalised like MNIST: (N, 28, 28) uint8, labels, source.
-
-    Both are written by other people than the benchmark's test sets (USPS test,
-    optdigits ``.windep``), so training on them leaves those honest. Each digit
-    goes through :func:`~mnist_core.preprocessing.to_mnist`, exactly as a drawing
-    does; the few it takes for blank are left out.
+    Images are (N, 28, 28) uint8 as scanned (dark ink on light grey); writers are
+    the (N,) ids of who wrote each digit. ``split`` is ``"valid"`` (7,000 digits,
+    60 writers: the benchmark) or ``"train"`` (7,000, 67 other writers).
     """
-    folder = Path(folder)
-    parts = {
-        "usps/zip.train": load_usps(folder / "usps", "train"),
-        "optdigits/optdigits-orig.tra": load_optdigits(folder / "optdigits" / "optdigits-orig.tra"),
-    }
+    if split not in CVL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(CVL_SPLITS)}, got {split!r}")
+    path = Path(folder) / CVL_ZIP
+    images, labels, writers = [], [], []
+    for member, image in _zip_pngs(path, _CVL_MEMBER, lambda m: m.group(1) == split):
+        match = _CVL_MEMBER.match(member)
+        images.append(image)
+        labels.append(int(match.group(2)))
+        writers.append(int(match.group(3)))
+    return (*_stacked(images, labels, path), np.array(writers, dtype=np.int32))
+
+
+def load_bhmsds(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The digits of the Basic Handwritten Math Symbols Dataset (``folder/bhmsds.zip``): images and labels.
+
+    Images are (15000, 28, 28) uint8 as photographed (black ink on white, each
+    digit filling the image's height); its other symbols are left out.
+    """
+    path = Path(folder) / BHMSDS_ZIP
     images, labels = [], []
-    for small, y in parts.values():
-        for image, label in zip(small, y, strict=True):
-            normalised = to_mnist(image)
-            if not normalised.blank:
-                images.append(normalised.image)
-                labels.append(label)
-    source = " + ".join(f"{folder / name} ({len(y)})" for name, (_, y) in parts.items())
-    return np.stack(images), np.array(labels, dtype=np.uint8), source
+    for member, image in _zip_pngs(path, _BHMSDS_DIGIT):
+        images.append(image)
+        labels.append(int(_BHMSDS_DIGIT.match(member).group(1)))
+    return _stacked(images, labels, path)
 
 
 # --- drawing like a user on the canvas -------------------------------------------
@@ -324,21 +342,38 @@ def _half_extent(digit: PenDigit, canvas_size: int, height_fraction: float, stro
 
 def _lines(path: Path):
     """Numbered non-empty lines of a text file, gzipped or not."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        text = raw.decode("ascii")
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot be read or decompressed ({exc})") from exc
+        text = read_bytes(path).decode("ascii")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
     return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _zip_pngs(path: Path, pattern: re.Pattern, wanted=lambda match: True):
+    """(member name, greyscale uint8 array) of every member of the zip at ``path`` matching ``pattern`` and ``wanted``.
+
+    All are read before any is returned, so a damaged archive or image is one
+    DataError naming it, and nothing half-loaded is used.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = sorted(n for n in archive.namelist() if (m := pattern.match(n)) and wanted(m))
+            if not members:
+                raise DataError(f"{path}: holds no file named like {pattern.pattern}")
+            found = []
+            for member in members:
+                try:
+                    with Image.open(io.BytesIO(archive.read(member))) as im:
+                        found.append((member, np.array(im.convert("L"))))
+                except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                    raise DataError(f"{path}: member {member} is not a readable PNG ({exc})") from exc
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{path}: not a zip archive or damaged ({exc})") from exc
+    except (zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from exc
+    return found
 
 
 def _numbers(line: str, path: Path, number: int) -> np.ndarray:

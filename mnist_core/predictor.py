@@ -2,10 +2,11 @@
 
 ``model.predict`` spends ~45 ms per call setting up a data pipeline; one image
 needs none of that. One drawing at a time goes through the model's LiteRT copy
-(~0.3 ms; see :mod:`mnist_core.litert`); batches through a TensorFlow graph
-traced once. LiteRT is also untouched by ``keras.backend.clear_session()``,
-which Streamlit calls after every script run and which makes a TensorFlow graph
-rebuild its kernels (~50 ms) at its next call.
+(~0.3 ms; see :mod:`mnist_core.litert`); batches through the model itself, as
+evaluation does (:func:`~mnist_core.evaluation.predict_probabilities`). LiteRT
+is also untouched by ``keras.backend.clear_session()``, which Streamlit calls
+after every script run and which makes a TensorFlow graph rebuild its kernels
+(~50 ms) at its next call.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from functools import cached_property
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from mnist_core.architectures import INPUT_SHAPE, N_CLASSES, as_model_input
+from mnist_core.architectures import N_CLASSES, as_model_input
+from mnist_core.card import ModelCard
+from mnist_core.evaluation import predict_probabilities
 from mnist_core.litert import LiteRTModel, to_litert
 from mnist_core.preprocessing import Preprocessed, to_mnist
-from mnist_core.store import DEFAULT_MODEL, ModelCard, ModelStore
+from mnist_core.store import DEFAULT_MODEL, ModelStore
 
 # Below this top probability the page and the CLI say the model is not sure.
 CONFIDENT = 0.8
@@ -76,24 +78,16 @@ class Predictor:
         """The forward pass alone: (N, 10) probabilities for uint8 MNIST-style images (N, 28, 28)."""
         if len(images) == 1:
             return self._forward_one(as_model_input(images))
-        return self._forward_many(tf.constant(as_model_input(images))).numpy()
+        return predict_probabilities(self.model, images)
 
     def warm_up(self) -> None:
         """Make the one-drawing path ready now rather than at the first drawing (~2 s without a stored copy)."""
         self.probabilities(np.zeros((1, 28, 28), np.uint8))
 
-    # Each forward pass is made at its first use, or by warm_up.
+    # Made at its first use, or by warm_up.
     @cached_property
     def _forward_one(self) -> LiteRTModel:
         return LiteRTModel(self._litert if self._litert is not None else to_litert(self.model))
-
-    @cached_property
-    def _forward_many(self):
-        # A concrete function skips tf.function's per-call signature matching (~0.1 ms).
-        return tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
-        ).get_concrete_function()
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Recognise one drawing or image (any size; grey, RGB or RGBA; either polarity)."""

@@ -21,9 +21,12 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
+
+from mnist_core.card import ModelCard
+from mnist_core.errors import first_line as _first_line
 
 if TYPE_CHECKING:
     import keras
@@ -38,35 +41,12 @@ class ModelStoreError(Exception):
     """A model cannot be saved or loaded; the message says which and why."""
 
 
-@dataclass
-class ModelCard:
-    """What a saved model is, how it was made, and what it measured."""
+class ModelFiles(NamedTuple):
+    """A model's three files in the store."""
 
-    name: str
-    architecture: str
-    parameters: int
-    training: dict  # epochs, batch_size, learning_rate, augment, validation_split, seed, members
-    data: dict  # source, sha256, n_train, n_validation
-    test_set: dict  # source, sha256, n_test
-    epochs_run: int
-    validation_error: float | None  # percent
-    test_error: float | None  # percent, on test_set
-    per_class_error: list[float] = field(default_factory=list)
-    confusion: list[list[int]] = field(default_factory=list)
-    misclassified: list[int] = field(default_factory=list)
-    history: dict = field(default_factory=dict)  # per-epoch loss, accuracy, val_loss, val_accuracy
-    training_seconds: float = 0.0
-    created: str = ""
-    tensorflow: str = ""
-    keras: str = ""
-    command: str = ""
-    keras_sha256: str = ""
-    litert_sha256: str = ""
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelCard:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in values.items() if k in known})
+    keras: Path
+    card: Path
+    litert: Path
 
 
 @dataclass(frozen=True)
@@ -112,10 +92,9 @@ class ModelStore:
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = Path(directory) if directory is not None else default_models_dir()
 
-    def paths(self, name: str) -> tuple[Path, Path]:
-        """The ``.keras`` and ``.json`` paths of model ``name``."""
-        check_name(name)
-        return self.directory / f"{name}.keras", self.directory / f"{name}.json"
+    def files(self, name: str) -> ModelFiles:
+        """The paths of model ``name``'s three files (``name`` must be valid: see :func:`check_name`)."""
+        return ModelFiles(*(self.directory / f"{name}{suffix}" for suffix in (".keras", ".json", ".tflite")))
 
     def names(self) -> list[str]:
         """Names of every model with a ``.keras`` or ``.json`` file, sorted, ``default`` first."""
@@ -134,14 +113,17 @@ class ModelStore:
 
     def inspect(self, name: str) -> StoredModel:
         """Check model ``name`` without loading its weights: files present, card readable and matching."""
-        keras_path, card_path = self.paths(name)
+        check_name(name)
+        keras_path, card_path, _ = self.files(name)
         if not keras_path.is_file():
             return StoredModel(name, None, f"{keras_path.name} is missing")
         if not card_path.is_file():
             return StoredModel(name, None, f"{card_path.name} (its card) is missing")
         try:
             card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
+        except RecursionError:
+            return StoredModel(name, None, f"{card_path.name} is not a valid card (nested too deeply)")
+        except (OSError, ValueError) as exc:  # CardError is a ValueError, as are JSON's errors
             return StoredModel(name, None, f"{card_path.name} is not a valid card ({exc})")
         if card.keras_sha256 and card.keras_sha256 != file_sha256(keras_path):
             return StoredModel(name, card, f"{keras_path.name} does not match its card (checksum differs)")
@@ -151,7 +133,7 @@ class ModelStore:
         """Load model ``name`` and its card, in Keras' safe mode."""
         entry = self.inspect(name)
         if entry.problem is not None:
-            if entry.card is None and not any(p.exists() for p in self.paths(name)):
+            if entry.card is None and not any(p.exists() for p in self.files(name)[:2]):
                 raise ModelStoreError(
                     f"no model named {name!r} in {self.directory}; train one with "
                     f"'python -m mnist_core train --name {name}'"
@@ -159,21 +141,17 @@ class ModelStore:
             raise ModelStoreError(f"model {name!r} cannot be used: {entry.problem}")
         import keras  # here, not above: listing and inspecting models needs no TensorFlow (~3 s)
 
-        keras_path, _ = self.paths(name)
+        keras_path = self.files(name).keras
         try:
             model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises many types for a bad file; all mean "unusable"
             raise ModelStoreError(f"model {name!r} cannot be loaded from {keras_path}: {_first_line(exc)}") from exc
         return model, entry.card
 
-    def litert_path(self, name: str) -> Path:
-        """The path of model ``name``'s LiteRT copy."""
-        return self.directory / f"{check_name(name)}.tflite"
-
     def load_litert(self, name: str, card: ModelCard) -> bytes | None:
         """Model ``name``'s LiteRT copy if it is there and matches ``card``, else None."""
         try:
-            flatbuffer = self.litert_path(name).read_bytes()
+            flatbuffer = self.files(check_name(name)).litert.read_bytes()
         except OSError:
             return None
         matches = card.litert_sha256 and hashlib.sha256(flatbuffer).hexdigest() == card.litert_sha256
@@ -194,7 +172,7 @@ class ModelStore:
 
         # The copy first: until the card follows, the old card does not match it and it is not used.
         self._write_in_place(card, [(".tflite", lambda path: _write(path, flatbuffer)), (".keras", write_keras)])
-        return self.paths(card.name)[0]
+        return self.files(card.name).keras
 
     def make_litert_copy(self, name: str) -> Path:
         """(Re)make model ``name``'s LiteRT copy from its ``.keras`` file, which stays as it is; returns its path.
@@ -204,7 +182,7 @@ class ModelStore:
         model, card = self.load(name)
         flatbuffer = self._litert_copy(model, card)
         self._write_in_place(card, [(".tflite", lambda path: _write(path, flatbuffer))])
-        return self.litert_path(name)
+        return self.files(name).litert
 
     def _litert_copy(self, model: keras.Model, card: ModelCard) -> bytes:
         """``model``'s LiteRT copy, its checksum recorded on ``card``."""
@@ -220,8 +198,8 @@ class ModelStore:
 
     def _write_in_place(self, card: ModelCard, files: list[tuple[str, Callable[[Path], None]]]) -> None:
         """Write each (suffix, writer) of ``files``, then ``card``, under temporary names; rename them in that order."""
-        keras_path, card_path = self.paths(card.name)
-        final = {".keras": keras_path, ".tflite": self.litert_path(card.name)}
+        paths = self.files(check_name(card.name))
+        card_path, final = paths.card, {".keras": paths.keras, ".tflite": paths.litert}
         temporaries: list[Path] = []
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -231,7 +209,7 @@ class ModelStore:
                 write(temporary)
                 renames.append((temporary, final[suffix]))
             temporary_card = self._temp_path(card.name, ".json", temporaries)
-            _write(temporary_card, json.dumps(asdict(card), indent=1).encode("utf-8"))
+            _write(temporary_card, json.dumps(card.to_dict(), indent=1).encode("utf-8"))
             for temporary, path in [*renames, (temporary_card, card_path)]:
                 os.replace(temporary, path)
         except OSError as exc:
@@ -266,8 +244,8 @@ class ModelStore:
         """Move ``temporary_card`` into place if it matches the ``.keras`` in place and the card there does not."""
         try:
             card = ModelCard.from_dict(json.loads(temporary_card.read_text(encoding="utf-8")))
-            keras_path, card_path = self.paths(card.name)
-        except (OSError, ValueError, TypeError):
+            keras_path, card_path, _ = self.files(check_name(card.name))
+        except (OSError, ValueError, RecursionError):
             return False
         if not temporary_card.name.startswith(f"{TEMP_PREFIX}{card.name}-") or not keras_path.is_file():
             return False
@@ -308,8 +286,3 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

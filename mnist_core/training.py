@@ -20,6 +20,7 @@ import tensorflow as tf
 from mnist_core.architectures import as_model_input, build, ensemble
 from mnist_core.augmentation import augment_batch
 from mnist_core.data import MnistData, split_validation
+from mnist_core.evaluation import predict_probabilities
 from mnist_core.settings import TrainingSettings
 
 
@@ -83,11 +84,11 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def compile_model(model: keras.Model, learning_rate: float, total_steps: int, cosine: bool) -> None:
-    """Adam on sparse cross-entropy; a cosine-decaying learning rate for long runs."""
+def compile_model(model: keras.Model, learning_rate: float, total_steps: int, schedule: str) -> None:
+    """Adam on sparse cross-entropy; with ``schedule`` "cosine", a learning rate decaying over ``total_steps``."""
     schedule = (
         keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps, alpha=0.01)
-        if cosine
+        if schedule == "cosine"
         else learning_rate
     )
     model.compile(
@@ -102,25 +103,33 @@ def train(
     settings: TrainingSettings,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    *,
+    base: keras.Model | None = None,
 ) -> TrainingResult:
     """Train ``settings.architecture`` on ``data.x_train``; validate on ``data.x_val`` or a seeded split.
 
-    Calls ``progress`` after every batch and epoch. Setting ``stop`` ends the
-    run after the current batch and raises :class:`TrainingCancelled`.
+    With ``base`` (a trained model of the same architecture and number of
+    members), each network starts from its weights instead of random ones: a
+    fine-tuning. Calls ``progress`` after every batch and epoch. Setting
+    ``stop`` ends the run after the current batch and raises
+    :class:`TrainingCancelled`.
     """
     x_train, y_train, x_val, y_val = _train_validation(data, settings)
     settings.check(len(x_train))
+    starting_weights = _member_weights(base, settings) if base is not None else None
     started = time.perf_counter()
     members, histories = [], []
     for member in range(settings.members):
         keras.utils.set_random_seed(settings.seed + member)
         model = build(settings.architecture)
+        if starting_weights is not None:
+            model.set_weights(starting_weights[member])
         train_ds = make_dataset(
             x_train, y_train, settings.batch_size, shuffle=True, augment=settings.augment, seed=settings.seed + member
         )
         val_ds = make_dataset(x_val, y_val, 1000, shuffle=False, augment=False, seed=0) if len(x_val) else None
         batches = len(train_ds)
-        compile_model(model, settings.learning_rate, settings.epochs * batches, cosine=settings.cosine)
+        compile_model(model, settings.learning_rate, settings.epochs * batches, settings.resolved_schedule)
         reporter = _ProgressReporter(settings, member, batches, len(x_train), progress, stop, started)
         history = model.fit(
             train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=0, callbacks=[reporter], shuffle=False
@@ -133,7 +142,7 @@ def train(
     model = members[0] if len(members) == 1 else ensemble(members, name=f"{settings.architecture}_x{len(members)}")
     validation_error = None
     if len(x_val):
-        predicted = np.asarray(model.predict(as_model_input(x_val), batch_size=1000, verbose=0)).argmax(axis=1)
+        predicted = predict_probabilities(model, x_val).argmax(axis=1)
         validation_error = 100.0 * float(np.mean(predicted != y_val))
     return TrainingResult(
         model=model,
@@ -146,6 +155,21 @@ def train(
         n_validation=len(x_val),
         validation_error=validation_error,
     )
+
+
+def _member_weights(base: keras.Model, settings: TrainingSettings) -> list[list[np.ndarray]]:
+    """The weights of each network of ``base`` (one, or each member of an ensemble), checked against ``settings``."""
+    networks = [layer for layer in base.layers if isinstance(layer, keras.Model)] or [base]
+    if len(networks) != settings.members:
+        raise ValueError(f"the base model has {len(networks)} network(s); set members to {len(networks)}, "
+                         f"got {settings.members}")
+    reference = build(settings.architecture)
+    for network in networks:
+        shapes = [w.shape for w in network.get_weights()]
+        if shapes != [w.shape for w in reference.get_weights()]:
+            raise ValueError(f"the base model is not a {settings.architecture!r} network (or ensemble of them); "
+                             "fine-tune it with its own architecture")
+    return [network.get_weights() for network in networks]
 
 
 def _without_optimizer(model: keras.Model, architecture: str) -> keras.Model:

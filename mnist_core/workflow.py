@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import keras
 import tensorflow as tf
 
+from mnist_core.card import BaseModel, ModelCard, TestSet, TrainingData
 from mnist_core.data import MnistData
 from mnist_core.evaluation import evaluate
+from mnist_core.preprocessing import PREPROCESSING_VERSION
 from mnist_core.settings import TrainingSettings
-from mnist_core.store import ModelCard, ModelStore, check_name
+from mnist_core.sources import with_training_sources
+from mnist_core.store import ModelStore, check_name
 from mnist_core.training import ProgressCallback, TrainingResult, train
 
 
@@ -25,7 +29,7 @@ def train_and_save(
     stop: threading.Event | None = None,
     command: str = "",
 ) -> ModelCard:
-    """Train on ``data``, measure on its test set, save as ``name`` with its card; return the card.
+    """Train on ``data`` and the sources ``settings`` adds, measure on its test set, save as ``name``; return the card.
 
     Nothing is written unless training completes: a cancelled or failed run
     leaves the store as it was.
@@ -33,8 +37,13 @@ def train_and_save(
     check_name(name)
     settings.check(len(data.x_train))
     store = store if store is not None else ModelStore()
-    result = train(data, settings, progress=progress, stop=stop)
+    base, base_card = store.load(settings.base_model) if settings.base_model else (None, None)
+    data = with_training_sources(data, settings)
+    result = train(data, settings, progress=progress, stop=stop, base=base)
     card = make_card(result, data, name, command)
+    if base_card is not None:
+        card.base_model = BaseModel(base_card.name, base_card.keras_sha256, base_card.architecture,
+                                    base_card.test_error)
     store.save(result.model, card)
     return card
 
@@ -47,20 +56,11 @@ def make_card(result: TrainingResult, data: MnistData, name: str, command: str =
         name=name,
         architecture=s.architecture if s.members == 1 else f"{s.architecture} x{s.members}",
         parameters=int(result.model.count_params()),
-        training={
-            "epochs": s.epochs,
-            "batch_size": s.batch_size,
-            "learning_rate": s.learning_rate,
-            "augment": s.augment,
-            "validation_split": s.validation_split,
-            "seed": s.seed,
-            "members": s.members,
-            "schedule": "cosine" if s.cosine else "constant",
-        },
-        data={"source": data.source, "sha256": data.sha256, "n_train": result.n_train,
-              "n_validation": result.n_validation,
-              **({"extra_source": data.extra_source, "extra_sha256": data.extra_sha256} if data.extra_source else {})},
-        test_set={"source": data.source, "sha256": data.sha256, "n_test": measured.n_test},
+        training=replace(s, schedule=s.resolved_schedule),
+        data=TrainingData(data.source, data.sha256, result.n_train, result.n_validation, data.extra_sources,
+                          data.extra_sha256),
+        preprocessing=PREPROCESSING_VERSION,
+        test_set=TestSet(data.source, data.sha256, measured.n_test),
         epochs_run=result.epochs_run,
         validation_error=result.validation_error,
         test_error=measured.test_error,

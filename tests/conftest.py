@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def _dir_from_env(name: str, must_hold: str) -> Path:
     value = os.environ.get(name, "")

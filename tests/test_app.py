@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import display
 from mnist_core.data import DataError
 from mnist_core.settings import MAX_EPOCHS, PRESETS
+from page import display
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT = 120  # the first run imports TensorFlow and loads the model
@@ -241,7 +241,7 @@ def wait_for(at: AppTest, done, timeout: float = 300) -> None:
         assert not at.exception, at.exception
 
 
-# --- uploads (the page calls display.check_upload; the browser test uploads a real file) ---------------
+# --- uploads (the page calls display.keep_upload; the browser test uploads a real file) ---------------
 
 
 def test_a_malformed_upload_is_refused_naming_the_file_and_the_problem(mnist, tmp_path):
@@ -251,4 +251,4 @@ def test_a_malformed_upload_is_refused_naming_the_file_and_the_problem(mnist, tm
     rows[5] = rows[5].split(",", 1)[1]  # a row without its label: one field short
     data = ("\n".join([header, *rows]) + "\n").encode()
     with pytest.raises(DataError, match=r"^kaggle\.csv: row 7 has 784 fields, expected 785 \(too few\)$"):
-        display.check_upload("kaggle.csv", data, tmp_path)
+        display.keep_upload("kaggle.csv", data, tmp_path)

@@ -18,15 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import app_driver as driver
 import numpy as np
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-import app_driver as driver  # noqa: E402  (tests/app_driver.py)
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-from mnist_core.handwriting import canvas_points, load_pendigits  # noqa: E402
-from mnist_core.store import ModelStore  # noqa: E402
+from mnist_core.handwriting import canvas_points, load_pendigits
+from mnist_core.store import ModelStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_core.preprocessing import PREPROCESSING_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -68,25 +70,36 @@ def test_train_then_list_then_evaluate(small_mnist_npz, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_with_extra_handwriting_and_styles(small_mnist_npz, handwriting_dir, tmp_path):
+def test_train_with_extra_handwriting_and_synthetic_digits(small_mnist_npz, handwriting_dir, tmp_path):
     trained = cli("train", "--arch", "baseline", "--epochs", "1", "--validation-split", "0",
-                  "--data", str(small_mnist_npz), "--extra-data", str(handwriting_dir), "--crossed-sevens",
+                  "--data", str(small_mnist_npz), "--extra-sources", "usps,optdigits",
+                  "--handwriting-data", str(handwriting_dir), "--crossed-sevens", "--slashed-zeros",
                   "--box-filled", "1000", "--name", "more", models=tmp_path)
     assert trained.returncode == 0, trained.stderr
     card = json.loads((tmp_path / "more.json").read_text())
-    # the small MNIST's 5,400, ~9,200 extra digits, 1,000 box-filled and a crossed copy of most of its ~560 7s
-    assert card["data"]["n_train"] > 5400 + 9000 + 1000 + 500
-    extra = card["data"]["extra_source"]
-    assert "zip.train" in extra and "optdigits-orig.tra" in extra
-    assert "crossed 7s" in extra and "stretched to fill the box (1000, seed 0)" in extra
+    # the small MNIST's 6,000, ~9,200 extra digits, 1,000 box-filled and a copy of most of its 7s and 0s
+    assert card["data"]["n_train"] > 6000 + 9000 + 1000 + 500 + 500
+    extra = {record["name"]: record for record in card["data"]["extra"]}
+    assert list(extra) == ["usps", "optdigits", "box-filled", "crossed-sevens", "slashed-zeros"]
+    assert "zip.train" in extra["usps"]["path"] and "optdigits-orig.tra" in extra["optdigits"]["path"]
+    assert extra["box-filled"]["count"] == 1000 and "seed 0" in extra["box-filled"]["description"]
+    assert sum(r["count"] for r in extra.values()) == card["data"]["n_train"] - 6000
+    assert card["preprocessing"] == PREPROCESSING_VERSION
+    assert card["training"]["extra_sources"] == ["usps", "optdigits"] and card["training"]["slashed_zeros"]
     assert card["test_set"]["n_test"] == 1000 and card["test_set"]["sha256"] == card["data"]["sha256"]
 
 
-def test_extra_data_folder_without_the_files_is_a_clear_error(small_mnist_npz, tmp_path):
+def test_handwriting_folder_without_the_files_is_a_clear_error(small_mnist_npz, tmp_path):
     result = cli("train", "--arch", "baseline", "--epochs", "1", "--data", str(small_mnist_npz),
-                 "--extra-data", str(tmp_path), models=tmp_path / "models")
+                 "--extra-sources", "usps", "--handwriting-data", str(tmp_path), models=tmp_path / "models")
     assert result.returncode == 1
     assert "zip.train" in error_line(result) and "no such file" in error_line(result)
+
+
+def test_unknown_extra_source_is_a_clear_error(small_mnist_npz, tmp_path):
+    result = cli("train", "--extra-sources", "usps,klingon", "--data", str(small_mnist_npz),
+                 models=tmp_path / "models")
+    assert result.returncode == 1 and "klingon" in error_line(result) and "cvl" in error_line(result)
 
 
 def test_evaluate_the_trained_model_on_full_mnist(trained_store, mnist_dir):

@@ -806,14 +806,14 @@ def test_extra_training_images_join_the_training_set_only(mnist):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
     y = rng.integers(0, 10, 30).astype(np.uint8)
-    more = with_extra_training(mnist, x, y, "thirty noise images")
+    more = with_extra_training(mnist, x, y, [record("noise", 30)])
     assert len(more.x_train) == len(mnist.x_train) + 30
     np.testing.assert_array_equal(more.x_train[-30:], x)
     np.testing.assert_array_equal(more.y_train[-30:], y)
     assert more.x_test is mnist.x_test and more.y_test is mnist.y_test  # the test set is the source's
     assert (more.source, more.sha256) == (mnist.source, mnist.sha256)
-    assert more.extra_source == "thirty noise images" and len(more.extra_sha256) == 64
-    other = with_extra_training(mnist, x, (y + 1) % 10, "relabelled")
+    assert more.extra_source == "noise (30)" and len(more.extra_sha256) == 64
+    other = with_extra_training(mnist, x, (y + 1) % 10, [record("relabelled", 30)])
     assert other.extra_sha256 != more.extra_sha256  # the checksum covers the labels too
 
 
@@ -825,10 +825,22 @@ def test_extra_training_images_join_the_training_set_only(mnist):
 ])
 def test_malformed_extra_training_data_is_refused(mnist, x, y, message):
     with pytest.raises(DataError, match=re.escape(message)):
-        with_extra_training(mnist, x, y, "bad")
+        with_extra_training(mnist, x, y, [record("bad", len(x))])
 
 
 def test_extra_training_data_is_added_once(mnist):
     x, y = np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8)
     with pytest.raises(DataError, match="already added"):
-        with_extra_training(with_extra_training(mnist, x, y, "first"), x, y, "second")
+        with_extra_training(with_extra_training(mnist, x, y, [record("first", 2)]), x, y, [record("second", 2)])
+
+
+def test_extra_training_records_must_count_the_images(mnist):
+    x, y = np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8)
+    with pytest.raises(DataError, match="add up to 3, not the 2 images"):
+        with_extra_training(mnist, x, y, [record("a", 1), record("b", 2)])
+
+
+def record(name: str, count: int):
+    from mnist_core.sources import TrainingSource
+
+    return TrainingSource(name, name, "", "0" * 64, count, 2)

@@ -1,4 +1,4 @@
-"""mnist_core.display: the page's pictures, charts and texts, and its check of uploaded CSVs (real MNIST)."""
+"""page.display: the page's pictures, charts and texts, and its check of uploaded CSVs (real MNIST)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from mnist_core import display
+from mnist_core.card import ModelCard
 from mnist_core.data import DataError
 from mnist_core.settings import TrainingSettings
-from mnist_core.store import ModelCard, ModelStore, StoredModel
+from mnist_core.store import ModelStore, StoredModel
 from mnist_core.training import TrainingProgress
+from page import display
 
 PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
 
@@ -32,7 +33,7 @@ def card(**changes) -> ModelCard:
         command="python -m mnist_core train --arch simple",
     )
     values.update(changes)
-    return ModelCard(**values)
+    return ModelCard.from_dict(values)
 
 
 def progress(epoch: int, batch: int, epoch_end: bool = False, **changes) -> TrainingProgress:
@@ -107,7 +108,7 @@ def test_history_frame_in_long_form():
 def test_curves_of_a_model_without_validation_have_no_validation_legend(trained_store):
     """The shipped default trained on everything: its chart must not promise a validation curve."""
     _, card = ModelStore().load("default")
-    assert card.training["validation_split"] == 0
+    assert card.training.validation_split == 0
     scale = display.curve_chart(display.history_frame(card.history), "loss").to_dict()["encoding"]["color"]["scale"]
     assert scale == {"domain": ["training"], "range": [display.MUTED]}
     _, with_validation = trained_store.load("small")  # trained with a validation split
@@ -183,12 +184,9 @@ def test_card_facts_describe_the_model():
     assert facts["Training time"] == "2 min 05 s"
 
 
-def test_test_set_path_understands_keras_download_sources():
+def test_test_set_name_understands_keras_download_sources():
     keras_card = card(test_set={"source": "keras.datasets.mnist (/root/.keras/datasets/mnist.npz)", "n_test": 10000})
-    assert display.test_set_path(keras_card) == "/root/.keras/datasets/mnist.npz"
     assert display.test_set_name(keras_card) == "keras.datasets.mnist (10,000 images)"
-    assert display.test_set_path(card()) == "/data/mnist"
-    assert display.test_set_path(card(test_set={})) is None
 
 
 def test_escape_markdown_keeps_file_names_and_paths_as_they_are():
@@ -197,8 +195,8 @@ def test_escape_markdown_keeps_file_names_and_paths_as_they_are():
     assert display.escape_markdown("plain text, 1.07%") == "plain text, 1.07%"
 
 
-def test_sentence_capitalises_only_the_first_letter():
-    assert display.sentence("a training is running: 'My-Model'") == "A training is running: 'My-Model'"
+def test_capitalised_capitalises_only_the_first_letter():
+    assert display.capitalised("a training is running: 'My-Model'") == "A training is running: 'My-Model'"
 
 
 def test_folder_fingerprint_changes_when_a_file_does(tmp_path):
@@ -214,11 +212,11 @@ def test_folder_fingerprint_changes_when_a_file_does(tmp_path):
 
 def test_check_upload_keeps_a_valid_csv_and_loads_it(mnist, tmp_path):
     data = kaggle_csv(mnist.x_train[:60], mnist.y_train[:60])
-    path, loaded = display.check_upload("train.csv", data, tmp_path / "uploads")
+    path, loaded = display.keep_upload("train.csv", data, tmp_path / "uploads")
     assert path.parent == tmp_path / "uploads" and path.read_bytes() == data
     assert len(loaded.x_train) == 50 and len(loaded.x_test) == 10
     assert np.array_equal(loaded.x_train, mnist.x_train[:50])
-    again, _ = display.check_upload("copy.csv", data, tmp_path / "uploads")
+    again, _ = display.keep_upload("copy.csv", data, tmp_path / "uploads")
     assert again == path  # stored by content: the same file once
 
 
@@ -226,19 +224,19 @@ def test_check_upload_names_the_uploaded_file_and_the_problem(mnist, tmp_path):
     labels = mnist.y_train[:30].copy()
     data = kaggle_csv(mnist.x_train[:30], labels).replace(b"\n" + str(labels[2]).encode() + b",", b"\n12,", 1)
     with pytest.raises(DataError, match=r"^my digits\.csv: row 4, column 'label': 12 is not a digit 0-9$"):
-        display.check_upload("my digits.csv", data, tmp_path)
+        display.keep_upload("my digits.csv", data, tmp_path)
     assert list(tmp_path.iterdir()) == []  # a bad file is not kept
 
 
 def test_check_upload_reports_a_wrong_header(mnist, tmp_path):
     data = kaggle_csv(mnist.x_train[:5], mnist.y_train[:5]).replace(b",pixel783", b"", 1)
     with pytest.raises(DataError, match=r"^bad\.csv: header has 784 columns, expected 785"):
-        display.check_upload("bad.csv", data, tmp_path)
+        display.keep_upload("bad.csv", data, tmp_path)
 
 
 def test_check_upload_refuses_large_or_non_csv_files_before_reading_them(tmp_path):
     with pytest.raises(DataError, match=r"big\.csv: 2 MB is over the 1 MB upload limit"):
-        display.check_upload("big.csv", b"x" * (2 * 1024 * 1024), tmp_path, limit_mb=1)
+        display.keep_upload("big.csv", b"x" * (2 * 1024 * 1024), tmp_path, limit_mb=1)
     with pytest.raises(DataError, match=r"digits\.txt: not a \.csv file"):
-        display.check_upload("digits.txt", b"label\n", tmp_path)
+        display.keep_upload("digits.txt", b"label\n", tmp_path)
     assert list(tmp_path.iterdir()) == []

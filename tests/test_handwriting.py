@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import zipfile
 
 import numpy as np
 import pytest
 
 from mnist_core.data import DataError
 from mnist_core.handwriting import (
+    PENDIGITS_TRAINING_WRITERS,
     PenDigit,
     canvas_points,
-    load_extra_training_digits,
+    load_bhmsds,
+    load_cvl,
     load_optdigits,
     load_pendigits,
     load_semeion,
@@ -19,7 +23,6 @@ from mnist_core.handwriting import (
     random_canvas_drawing,
     render_pen_digit,
 )
-from mnist_core.preprocessing import to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -50,26 +53,59 @@ def test_usps(handwriting_dir):
     check_images(train_images, train_labels, 7291, 16)
 
 
-def test_extra_training_digits_are_usps_train_and_optdigits_tra_normalised_like_mnist(handwriting_dir):
-    x, y, source = load_extra_training_digits(handwriting_dir)
-    assert "zip.train (7291)" in source and "optdigits-orig.tra (1934)" in source
-    assert 7291 + 1934 - 5 <= len(x) <= 7291 + 1934  # the few taken for blank are left out
-    check_images(x, y, len(x), 28)
-    # MNIST's normalisation: the ink fits in 20x20 and its centre of mass is at the centre.
-    ink_rows, ink_cols = (x > 0).any(axis=2), (x > 0).any(axis=1)
-    height = 28 - ink_rows.argmax(axis=1) - ink_rows[:, ::-1].argmax(axis=1)
-    width = 28 - ink_cols.argmax(axis=1) - ink_cols[:, ::-1].argmax(axis=1)
-    assert np.maximum(height, width).max() <= 21 and np.median(np.maximum(height, width)) >= 19
-    mass = x.astype(float)
-    centre_row = (mass.sum(axis=2) * np.arange(28)).sum(axis=1) / mass.sum(axis=(1, 2))
-    assert np.median(np.abs(centre_row - 13.5)) < 0.6
-    # None of the benchmark's test digits is among them (USPS test, optdigits .windep).
-    extra = {image.tobytes() for image in x}
-    usps_test, _ = load_usps(handwriting_dir / "usps", "test")
-    windep, _ = load_optdigits(handwriting_dir / "optdigits" / "optdigits-orig.windep")
-    for image in [*usps_test, *windep]:
-        normalised = to_mnist(image)
-        assert normalised.blank or normalised.image.tobytes() not in extra
+def test_cvl_splits_are_7000_digits_by_different_writers(handwriting_dir):
+    train, train_labels, train_writers = load_cvl(handwriting_dir / "cvl", "train")
+    valid, valid_labels, valid_writers = load_cvl(handwriting_dir / "cvl", "valid")
+    for images, labels, writers, n_writers in [(train, train_labels, train_writers, 67),
+                                               (valid, valid_labels, valid_writers, 60)]:
+        assert images.shape == (7000, 28, 28) and images.dtype == np.uint8
+        assert np.bincount(labels).tolist() == [700] * 10
+        assert len(set(writers.tolist())) == n_writers
+        # As scanned: dark ink on light paper.
+        assert np.median(images) > 200 and (images.min(axis=(1, 2)) < 100).all()
+    assert not set(train_writers.tolist()) & set(valid_writers.tolist())
+
+
+def test_bhmsds_digits(handwriting_dir):
+    images, labels = load_bhmsds(handwriting_dir / "bhmsds")
+    assert images.shape == (15000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [1500] * 10
+    assert np.median(images) == 255 and (images.min(axis=(1, 2)) < 100).all()  # black ink on white
+
+
+def test_cvl_split_must_be_train_or_valid(handwriting_dir):
+    with pytest.raises(ValueError, match="train, valid"):
+        load_cvl(handwriting_dir / "cvl", "test")
+
+
+def test_a_damaged_zip_or_png_is_one_clear_error(handwriting_dir, tmp_path):
+    real = handwriting_dir / "cvl" / "cvl-single-digits-train-valid.zip"
+    folder = tmp_path / "cvl"
+    folder.mkdir()
+    with pytest.raises(DataError, match="no such file"):
+        load_cvl(folder)
+    # Truncated: the zip's directory (at its end) is gone.
+    (folder / real.name).write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cvl-single-digits-train-valid\.zip: not a zip archive or damaged"):
+        load_cvl(folder)
+    # One member is not a PNG: the error names it, and nothing is returned.
+    with zipfile.ZipFile(real) as source, zipfile.ZipFile(folder / real.name, "w") as copy:
+        members = [n for n in source.namelist() if n.startswith("database/valid/")][:40]
+        for name in members:
+            copy.writestr(name, source.read(name))
+        copy.writestr("database/valid/3-0999-01-01.png", b"not a png at all")
+    with pytest.raises(DataError, match=r"member database/valid/3-0999-01-01\.png is not a readable PNG"):
+        load_cvl(folder)
+    # A zip with none of the expected members.
+    shutil.copy(handwriting_dir / "bhmsds" / "bhmsds.zip", folder / real.name)
+    with pytest.raises(DataError, match="holds no file named like"):
+        load_cvl(folder)
+
+
+def test_pendigits_training_writers_are_half_of_them(pen_digits):
+    writers = {d.writer for d in pen_digits}
+    trained = writers & set(PENDIGITS_TRAINING_WRITERS)
+    assert len(trained) == 15 and len(writers - trained) == 15
 
 
 def test_usps_split_must_be_test_or_train(handwriting_dir):

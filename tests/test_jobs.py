@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from mnist_core.jobs import TrainingBusy, TrainingRunner
 from mnist_core.predictor import Predictor
 from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelStore
+from page.jobs import TrainingBusy, TrainingRunner
 
 pytestmark = pytest.mark.slow
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import app_driver as driver
+import load_driver as load
 import numpy as np
 import pytest
 
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-import app_driver as driver  # noqa: E402
-import load_driver as load  # noqa: E402
-
-from mnist_core.handwriting import load_pendigits  # noqa: E402
+from mnist_core.handwriting import load_pendigits
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

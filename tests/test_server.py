@@ -13,7 +13,7 @@ except ImportError:  # Python 3.10
 
 from app_driver import start_server
 
-from mnist_core.display import MAX_UPLOAD_MB
+from page.display import MAX_UPLOAD_MB
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())

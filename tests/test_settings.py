@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mnist_core.architectures import ARCHITECTURES
-from mnist_core.settings import ARCHITECTURE_NAMES, PRESETS, TrainingSettings
+from mnist_core.settings import PRESETS, TrainingSettings
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,9 @@ from mnist_core.settings import ARCHITECTURE_NAMES, PRESETS, TrainingSettings
         ({"validation_split": 0.7}, r"validation split must be in \[0, 0.5\)"),
         ({"members": 9}, "members must be a whole number from 1 to 5"),
         ({"architecture": "vgg"}, "unknown architecture 'vgg'"),
+        ({"extra_sources": ("usps", "mnist")}, "extra sources must be distinct names from usps, optdigits, cvl"),
+        ({"extra_sources": ("cvl", "cvl")}, "extra sources must be distinct names"),
+        ({"box_filled": -1}, "box_filled must be a whole number from 0"),
     ],
 )
 def test_settings_out_of_range_are_refused_with_the_reason(changes, message):
@@ -33,14 +36,24 @@ def test_settings_out_of_range_are_refused_with_the_reason(changes, message):
 def test_every_preset_is_valid_and_only_best_decays_by_default():
     for name, settings in PRESETS.items():
         assert settings.check() is settings, name
-    assert PRESETS["best"].cosine and PRESETS["quick"].cosine  # quick asks for it explicitly
-    assert not PRESETS["tutorial-simple"].cosine and not TrainingSettings("simple").cosine
-    assert TrainingSettings("best").cosine and not TrainingSettings("best", schedule="constant").cosine
+    assert PRESETS["best"].resolved_schedule == PRESETS["quick"].resolved_schedule == "cosine"  # quick asks for it
+    assert PRESETS["tutorial-simple"].resolved_schedule == TrainingSettings("simple").resolved_schedule == "constant"
+    assert TrainingSettings("best", schedule="constant").resolved_schedule == "constant"
 
 
-def test_the_settings_know_every_architecture_by_name():
-    """The command line takes the names from here, which loads no TensorFlow."""
-    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+def test_settings_cross_a_process_boundary_as_json_unchanged():
+    for settings in [*PRESETS.values(), TrainingSettings(learning_rate=0.1 + 0.2, box_filled=7, handwriting_data="/x")]:
+        again = TrainingSettings.from_json(settings.to_json())
+        assert again == settings and isinstance(again.extra_sources, tuple)
+    with pytest.raises(ValueError, match="unknown training settings: colour"):
+        TrainingSettings.from_json('{"colour": "red"}')
+    with pytest.raises(ValueError, match="must be a JSON object, got list"):
+        TrainingSettings.from_json("[1, 2]")
+
+
+def test_the_settings_know_every_architecture_without_tensorflow():
+    """The command line and the settings read the zoo's table, which loads no TensorFlow."""
+    assert all(TrainingSettings(name).check() for name in ARCHITECTURES)
     code = "import sys, mnist_core.settings; print('tensorflow' in sys.modules)"
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)

@@ -15,9 +15,10 @@ import pytest
 from test_litert import one_at_a_time
 
 from mnist_core.architectures import as_model_input, build
+from mnist_core.card import ModelCard
 from mnist_core.litert import LiteRTModel, to_litert
 from mnist_core.predictor import Predictor
-from mnist_core.store import ModelCard, ModelStore, ModelStoreError, check_name
+from mnist_core.store import ModelStore, ModelStoreError, check_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,8 +47,8 @@ def test_round_trips_a_model_and_its_card(trained_store, small_mnist_npz, tmp_pa
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(original(x)), rtol=1e-5, atol=1e-6)
     saved = json.loads((tmp_path / "copy.json").read_text())
     assert saved["name"] == "copy" and saved["architecture"] == "simple" and saved["parameters"] == 592_074
-    assert card.test_set["n_test"] == 1000 and 0 <= card.test_error < 20
-    assert card.data["sha256"] and card.tensorflow and card.keras and card.command == "pytest fixture"
+    assert card.test_set.n_test == 1000 and 0 <= card.test_error < 20
+    assert card.data.sha256 and card.tensorflow and card.keras and card.command == "pytest fixture"
     assert len(card.history["loss"]) == card.epochs_run == 2
     assert sum(map(sum, card.confusion)) == 1000 and len(card.misclassified) == round(card.test_error * 10)
     assert (tmp_path / "copy.keras").stat().st_mode & 0o644 == 0o644
@@ -113,7 +114,7 @@ def test_invalid_names_are_refused(name, tmp_path):
     with pytest.raises(ValueError, match="invalid model name"):
         check_name(name)
     with pytest.raises(ValueError, match="invalid model name"):
-        ModelStore(tmp_path).paths(name)
+        ModelStore(tmp_path).inspect(name)
     assert not any(tmp_path.iterdir())
 
 
@@ -172,7 +173,7 @@ def test_a_model_carrying_code_is_refused_not_run(tmp_path):
     outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(outputs))
     hostile = keras.Model(inputs, outputs)
     store = ModelStore(tmp_path)
-    store.save(hostile, ModelCard("evil", "lambda", 1, {}, {}, {}, 0, None, None))
+    store.save(hostile, ModelCard.from_dict({"name": "evil", "architecture": "lambda", "parameters": 1}))
     marker.unlink()  # building the model and tracing its LiteRT copy ran the lambda; loading must not
     with pytest.raises(ModelStoreError, match="'evil' cannot be loaded.*(unsafe|safe_mode|Lambda)"):
         store.load("evil")

@@ -1,4 +1,4 @@
-"""What MNIST's training digits lack, drawn onto them: crossed 7s, and digits that fill their box.
+"""What MNIST's training digits lack, drawn onto copies of them: crossed 7s, slashed 0s, digits that fill their box.
 
 **Crossed 7s.**
 
@@ -9,6 +9,12 @@ of each training 7, as a pen would (round caps, the digit's own stroke width),
 and renormalises the result with :func:`~mnist_core.preprocessing.to_mnist`
 like any drawing; the copies are added to the training set, the originals kept,
 so the model sees the two ways of writing 7 about equally often.
+
+**Slashed 0s.** Programmers, engineers and much of Scandinavia draw a line
+through the zero to tell it from the letter O; no collection here has one, and
+a model trained on MNIST reads them as 8 or 9. :func:`slashed_zeros` draws a
+slash through each training 0, from above its top right to below its bottom
+left, as a pen would.
 
 **Digits that fill their box.** MNIST kept each digit's aspect ratio; other
 collections stretched every digit to fill its box (all of Semeion's 1,593 fill
@@ -29,6 +35,7 @@ from PIL import Image, ImageDraw
 from mnist_core.preprocessing import DIGIT_BOX, centre_by_mass, to_mnist
 
 SEVEN = 7
+ZERO = 0
 INK = 96  # a pixel is part of the stroke above this grey level
 UPSCALE = 4  # the bar is drawn at 4x, then the digit renormalised to 28x28
 PAD = 14  # room around the digit, so a long bar is not clipped
@@ -60,28 +67,62 @@ def cross_seven(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | Non
     tilt = np.radians(rng.uniform(-8, 8))
     dx, dy = 0.5 * length * np.cos(tilt), 0.5 * length * np.sin(tilt)
 
-    size = (28 + 2 * PAD) * UPSCALE
-    big = Image.fromarray(np.pad(image, PAD)).resize((size, size), Image.Resampling.BILINEAR)
-    width = stem_width * UPSCALE * rng.uniform(0.75, 1.0)
-    ends = [((x + PAD) * UPSCALE, (yy + PAD) * UPSCALE) for x, yy in ((centre - dx, y - dy), (centre + dx, y + dy))]
-    pen = ImageDraw.Draw(big)
-    pen.line(ends, fill=255, width=int(round(width)))
-    for cx, cy in ends:  # round caps
-        pen.ellipse((cx - width / 2, cy - width / 2, cx + width / 2, cy + width / 2), fill=255)
-    redrawn = to_mnist(np.asarray(big))
-    return None if redrawn.blank else redrawn.image
+    return _draw_bar(image, [(centre - dx, y - dy), (centre + dx, y + dy)], stem_width * rng.uniform(0.75, 1.0))
 
 
-def crossed_sevens(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """Crossed copies of the 7s among ``x`` (N, 28, 28) uint8: images, labels (all 7) and a description."""
+def crossed_sevens(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Crossed copies of the 7s among ``x`` (N, 28, 28) uint8: images and labels (all 7)."""
     rng = np.random.default_rng(seed)
     sevens = x[y == SEVEN]
     crossed = [c for c in (cross_seven(image, rng) for image in sevens) if c is not None]
     if not crossed:
         raise ValueError("no 7 in the training set could be crossed")
-    images = np.stack(crossed)
-    source = f"crossed 7s drawn on the training 7s ({len(images)}, seed {seed})"
-    return images, np.full(len(images), SEVEN, np.uint8), source
+    return np.stack(crossed), np.full(len(crossed), SEVEN, np.uint8)
+
+
+def slash_zero(image: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """A 28x28 MNIST 0 with a slash through it, or None when it is too small to be a 0.
+
+    The slash runs through the ring's centre at 50-75 degrees from the
+    horizontal, leaning right, from 0-20% of the digit's height above it to as
+    far below, at 75-100% of the ring's stroke width.
+    """
+    ink = image > INK
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) < 12 or len(cols) < 6:
+        return None
+    height = rows[-1] - rows[0] + 1
+    # The ring's stroke width: ink per row where the row crosses it twice.
+    stroke = max(1.5, float(np.median(ink.sum(axis=1)[rows[0] + height // 4 : rows[-1] - height // 4 + 1])) / 2.0)
+    cy, cx = (rows[0] + rows[-1]) / 2.0, (cols[0] + cols[-1]) / 2.0
+    angle = np.radians(rng.uniform(50, 75))
+    half = (0.5 + rng.uniform(0.0, 0.2)) * height / np.sin(angle)  # overshoot above and below
+    dx, dy = half * np.cos(angle), half * np.sin(angle)
+    ends = [(cx + dx, cy - dy), (cx - dx, cy + dy)]  # top right to bottom left
+    return _draw_bar(image, ends, stroke * rng.uniform(0.75, 1.0))
+
+
+def slashed_zeros(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Slashed copies of the 0s among ``x`` (N, 28, 28) uint8: images and labels (all 0)."""
+    rng = np.random.default_rng(seed)
+    slashed = [c for c in (slash_zero(image, rng) for image in x[y == ZERO]) if c is not None]
+    if not slashed:
+        raise ValueError("no 0 in the training set could be slashed")
+    return np.stack(slashed), np.full(len(slashed), ZERO, np.uint8)
+
+
+def _draw_bar(image: np.ndarray, ends: list[tuple[float, float]], width: float) -> np.ndarray | None:
+    """``image`` with a round-capped line between ``ends`` (x, y in its pixels), renormalised like a drawing."""
+    size = (28 + 2 * PAD) * UPSCALE
+    big = Image.fromarray(np.pad(image, PAD)).resize((size, size), Image.Resampling.BILINEAR)
+    width = width * UPSCALE
+    scaled = [((x + PAD) * UPSCALE, (y + PAD) * UPSCALE) for x, y in ends]
+    pen = ImageDraw.Draw(big)
+    pen.line(scaled, fill=255, width=int(round(width)))
+    for cx, cy in scaled:  # round caps
+        pen.ellipse((cx - width / 2, cy - width / 2, cx + width / 2, cy + width / 2), fill=255)
+    redrawn = to_mnist(np.asarray(big))
+    return None if redrawn.blank else redrawn.image
 
 
 def fill_box(image: np.ndarray) -> np.ndarray:
@@ -93,18 +134,15 @@ def fill_box(image: np.ndarray) -> np.ndarray:
     return centre_by_mass(filled * (255.0 / filled.max()))
 
 
-def box_filled(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """Copies of ``n`` random digits of ``x`` (N, 28, 28) uint8 stretched to fill their box.
-
-    Returns the images, their labels and a description for the model's card.
-    """
+def box_filled(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of ``n`` random digits of ``x`` (N, 28, 28) uint8 stretched to fill their box: images and labels."""
     heights, widths = _extent(x > 0, axis=2), _extent(x > 0, axis=1)
     wide_enough = np.flatnonzero((widths >= MIN_FILL_ASPECT * heights) & (heights > 0))
     if n < 1 or n > len(wide_enough):
         raise ValueError(f"can stretch 1 to {len(wide_enough)} of these digits, not {n}")
     chosen = np.sort(np.random.default_rng(seed).choice(wide_enough, n, replace=False))
     images = np.stack([fill_box(x[i]) for i in chosen])
-    return images, y[chosen].astype(np.uint8), f"digits stretched to fill the box ({n}, seed {seed})"
+    return images, y[chosen].astype(np.uint8)
 
 
 def _extent(ink: np.ndarray, axis: int) -> np.ndarray:

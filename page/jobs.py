@@ -13,7 +13,6 @@ scheduling priority, so that:
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,12 +21,13 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from mnist_core.cli import EXIT_CANCELLED
+from mnist_core.card import ModelCard
+from mnist_core.protocol import EXIT_CANCELLED, parse_line
 from mnist_core.settings import TrainingSettings
-from mnist_core.store import ModelCard, ModelStore
+from mnist_core.store import ModelStore, check_name
 from mnist_core.training import TrainingProgress
 
-NICENESS = 10
+NICENESS = 10  # the training's scheduling priority below the server's (the child lowers its own)
 
 
 class TrainingBusy(RuntimeError):
@@ -60,6 +60,7 @@ class _Job:
     status: TrainingStatus
     log: list[str] = field(default_factory=list)
     stop_requested: bool = False
+    stderr_reader: threading.Thread | None = None
 
 
 class TrainingRunner:
@@ -81,9 +82,10 @@ class TrainingRunner:
         Raises :class:`TrainingBusy` if a run is in progress, ValueError for bad settings or name.
         """
         settings.check()
-        self.store.paths(name)  # validates the name
+        check_name(name)
         command = [sys.executable, "-m", "mnist_core", "--models-dir", str(self.store.directory), "train",
-                   *settings_arguments(settings), "--name", name, "--progress-jsonl"]
+                   "--settings-json", settings.to_json(), "--name", name, "--progress-jsonl",
+                   "--niceness", str(NICENESS)]
         if data is not None:
             command += ["--data", str(data)]
         with self._lock:
@@ -94,12 +96,13 @@ class TrainingRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                preexec_fn=_lower_priority if os.name == "posix" else None,
             )
             status = TrainingStatus(state="starting", name=name, settings=settings, owner=owner, started=time.time())
             self._job = _Job(process, status)
-        threading.Thread(target=self._watch, args=(self._job,), daemon=True, name=f"watch-{name}").start()
-        threading.Thread(target=self._collect_stderr, args=(self._job,), daemon=True).start()
+        job = self._job
+        job.stderr_reader = threading.Thread(target=self._collect_stderr, args=(job,), daemon=True)
+        job.stderr_reader.start()
+        threading.Thread(target=self._watch, args=(job,), daemon=True, name=f"watch-{name}").start()
 
     def stop(self) -> bool:
         """Ask the running training to stop after its current batch; False if none is running."""
@@ -129,17 +132,17 @@ class TrainingRunner:
     def _watch(self, job: _Job) -> None:
         card = None
         for line in job.process.stdout:
-            event = _parse(line)
+            event = parse_line(line)
             if event is None:
                 continue
-            if event.get("event") == "progress":
-                progress = TrainingProgress(**event["progress"])
+            if event.kind == "progress":
+                progress = event.progress
                 epochs = job.status.epochs + ((progress,) if progress.epoch_end else ())
                 self._update(job, state="running", progress=progress, epochs=epochs)
-            elif event.get("event") == "saved":
-                card = ModelCard.from_dict(event["card"])
+            elif event.kind == "saved":
+                card = event.card
         code = job.process.wait()
-        time.sleep(0.05)  # let the stderr reader take the last lines
+        job.stderr_reader.join()  # it ends at the stream's end: the log then holds the last error
         if code == 0 and card is not None:
             final = dict(state="done", card=card)
         elif code == EXIT_CANCELLED or (job.stop_requested and code == -signal.SIGTERM):
@@ -159,33 +162,6 @@ class TrainingRunner:
         for line in job.process.stderr:
             job.log.append(line.rstrip("\n"))
             del job.log[:-50]
-
-
-def settings_arguments(settings: TrainingSettings) -> list[str]:
-    """The ``train`` command-line arguments that reproduce ``settings``."""
-    return [
-        "--arch", settings.architecture,
-        "--epochs", str(settings.epochs),
-        "--batch-size", str(settings.batch_size),
-        "--learning-rate", repr(settings.learning_rate),
-        "--augment" if settings.augment else "--no-augment",
-        "--validation-split", repr(settings.validation_split),
-        "--seed", str(settings.seed),
-        "--members", str(settings.members),
-        "--schedule", settings.schedule,
-    ]
-
-
-def _lower_priority() -> None:
-    os.nice(NICENESS)
-
-
-def _parse(line: str) -> dict | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 def _last_error(log: list[str]) -> str:

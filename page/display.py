@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING
 import altair as alt
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mnist_core.data import DataError, load_mnist, resolve_source
 from mnist_core.settings import TrainingSettings
 
 if TYPE_CHECKING:
+    from mnist_core.card import ModelCard
     from mnist_core.data import MnistData
-    from mnist_core.store import ModelCard, StoredModel
+    from mnist_core.store import StoredModel
     from mnist_core.training import TrainingProgress
 
 # Uploads larger than this are refused before they are read; .streamlit/config.toml sets
@@ -61,16 +62,9 @@ def enlarge(image: np.ndarray, scale: int = 10, grid: bool = True) -> np.ndarray
 
 def thumbnail(image: np.ndarray, size: int = 56) -> np.ndarray:
     """``image`` fitted, keeping its aspect ratio, into a black ``size`` x ``size`` square; small images stay crisp."""
-    image = np.asarray(image, np.uint8)
-    h, w = image.shape[:2]
-    scale = size / max(h, w, 1)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    method = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BOX
-    fitted = np.asarray(Image.fromarray(image).resize((new_w, new_h), method))
-    tile = np.zeros((size, size, *image.shape[2:]), np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    tile[top : top + new_h, left : left + new_w] = fitted
-    return tile
+    picture = Image.fromarray(np.asarray(image, np.uint8))
+    method = Image.Resampling.NEAREST if size >= max(picture.size) else Image.Resampling.BOX
+    return np.asarray(ImageOps.pad(picture, (size, size), method=method, color=0))
 
 
 # --- charts -----------------------------------------------------------------------------
@@ -219,7 +213,7 @@ def escape_markdown(text: str) -> str:
     return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in str(text))
 
 
-def sentence(text: str) -> str:
+def capitalised(text: str) -> str:
     """``text`` with its first letter capitalised and nothing else changed."""
     return text[:1].upper() + text[1:]
 
@@ -256,23 +250,21 @@ def settings_beyond_form(settings: TrainingSettings) -> str:
         parts.append(f"{settings.validation_split:.0%} held out for validation")
     if settings.members > 1:
         parts.append(f"{settings.members} networks trained and averaged")
+    if settings.extra_sources:
+        parts.append(f"also trains on {', '.join(settings.extra_sources)} (from $HANDWRITING_DATA)")
+    parts += [what for what, wanted in [("crossed 7s", settings.crossed_sevens), ("slashed 0s", settings.slashed_zeros),
+                                        (f"{settings.box_filled} box-filled digits", settings.box_filled)] if wanted]
+    if settings.base_model:
+        parts.append(f"starts from the saved model '{settings.base_model}' (fine-tuning)")
     return ", ".join(parts)
 
 
 def test_set_name(card: ModelCard) -> str:
     """The test set a card's error was measured on: ``"mnist (10,000 images)"``."""
-    source = str(card.test_set.get("source", "") or "unknown")
+    source = card.test_set.source or "unknown"
     name = Path(source.split(" (")[0]).name or source
-    n = card.test_set.get("n_test")
+    n = card.test_set.n_test
     return f"{name} ({n:,} images)" if n else name
-
-
-def test_set_path(card: ModelCard) -> str | None:
-    """Where to load a card's test set from (a path for load_mnist), or None if the card does not say."""
-    source = str(card.test_set.get("source") or "")
-    if source.startswith("keras.datasets.mnist (") and source.endswith(")"):
-        return source[len("keras.datasets.mnist (") : -1]
-    return source or None
 
 
 def model_label(entry: StoredModel) -> str:
@@ -281,32 +273,42 @@ def model_label(entry: StoredModel) -> str:
         return f"{entry.name} · broken"
     error = entry.card.test_error
     measured = f"{error:.2f}% test error" if error is not None else "test error not measured"
-    return f"{entry.name} · {measured}"
+    older = " · older preprocessing" if entry.card.older_preprocessing else ""
+    return f"{entry.name} · {measured}{older}"
 
 
 def card_facts(card: ModelCard) -> dict[str, str]:
     """The card in words, for a two-column table: architecture, parameters, errors, data, time, command."""
-    t = card.training or {}
+    t = card.training
     settings = (
-        f"{t.get('epochs')} epochs, batch {t.get('batch_size')}, learning rate {t.get('learning_rate')}, "
-        f"augmentation {'on' if t.get('augment') else 'off'}"
-        + (f", {t['members']} networks averaged" if t.get("members", 1) > 1 else "")
+        f"{t.epochs} epochs, batch {t.batch_size}, learning rate {t.learning_rate:g}, "
+        f"augmentation {'on' if t.augment else 'off'}"
+        + (f", {t.members} networks averaged" if t.members > 1 else "")
     )
     validation = f"{card.validation_error:.2f}%" if card.validation_error is not None else "none held out"
-    data = card.data or {}
-    return {
+    data = card.data
+    extra = data.describe_extra()
+    facts = {
         "Architecture": card.architecture,
         "Parameters": f"{card.parameters:,}",
         "Test error": f"{card.test_error:.2f}% on {test_set_name(card)}" if card.test_error is not None else "—",
         "Validation error": validation,
         "Training": settings,
-        "Training data": f"{data.get('source', '?')}"
-                         + (f" + {data['extra_source']}" if data.get("extra_source") else "")
-                         + f" ({data.get('n_train', 0):,} training images)",
-        "Data checksum": f"sha256 {data.get('sha256', '')}",
+        "Training data": f"{data.source or '?'}" + (f" + {extra}" if extra else "")
+                         + f" ({data.n_train:,} training images)",
+        "Data checksum": f"sha256 {data.sha256}",
+        "Preprocessing": f"version {card.preprocessing}"
+                         + (" (older than this page's: its extra training digits were normalised differently "
+                            "from your drawings)" if card.older_preprocessing else ""),
         "Training time": format_duration(card.training_seconds),
         "Created": f"{card.created} (TensorFlow {card.tensorflow}, Keras {card.keras})",
     }
+    if card.base_model is not None:
+        b = card.base_model
+        facts["Fine-tuned from"] = (f"{b.name} ({b.architecture}, test error "
+                                    + (f"{b.test_error:.2f}%" if b.test_error is not None else "not measured")
+                                    + f"; sha256 {b.keras_sha256[:12]}…)")
+    return facts
 
 
 def data_location() -> str:
@@ -327,7 +329,7 @@ def folder_fingerprint(folder: str | os.PathLike) -> tuple:
 # --- uploads ----------------------------------------------------------------------------
 
 
-def check_upload(
+def keep_upload(
     name: str, data: bytes, folder: str | os.PathLike, limit_mb: int = MAX_UPLOAD_MB
 ) -> tuple[Path, MnistData]:
     """Keep an uploaded Kaggle-format CSV in ``folder`` and load it as training data.

@@ -1,0 +1,81 @@
+"""The model card's schema: every card written so far reads; a damaged or hostile one is refused by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnist_core.card import CardError, ModelCard, TrainingSource
+from mnist_core.preprocessing import PREPROCESSING_VERSION
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+# A card as the first versions of the project wrote it (before sources, LiteRT copies and versions).
+OLD_CARD = {
+    "name": "old", "architecture": "simple", "parameters": 592074,
+    "training": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "augment": True, "members": 1},
+    "data": {"source": "/data/mnist", "sha256": "ab" * 32, "n_train": 54000, "n_validation": 6000},
+    "test_set": {"source": "/data/mnist", "sha256": "ab" * 32, "n_test": 10000},
+    "epochs_run": 3, "validation_error": 1.25, "test_error": 1.07,
+}
+
+
+def test_the_shipped_default_card_reads_and_round_trips():
+    values = json.loads((MODELS / "default.json").read_text())
+    card = ModelCard.from_dict(values)
+    assert card.name == "default" and card.architecture.startswith("best")
+    assert card.training.architecture == "best" and card.training.members == 2
+    assert card.test_set.n_test == 10_000 and card.test_set.path == "../shared/data/mnist"
+    assert len(card.confusion) == 10 and sum(map(sum, card.confusion)) == 10_000
+    assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+
+
+def test_old_cards_read_with_defaults_for_what_they_lack():
+    card = ModelCard.from_dict(OLD_CARD)
+    assert card.preprocessing == 1 and card.base_model is None and card.data.extra == ()
+    assert card.training.schedule == "auto" and card.litert_sha256 == ""
+    assert not card.older_preprocessing  # trained on MNIST alone: no digit of it went through to_mnist
+    legacy = ModelCard.from_dict({**OLD_CARD, "data": {**OLD_CARD["data"], "extra_source": "usps (7291)"}})
+    assert legacy.data.describe_extra() == "usps (7291)" and legacy.older_preprocessing
+
+
+def test_sources_are_typed_and_say_their_preprocessing():
+    source = TrainingSource("cvl", "CVL train split", "/d/cvl.zip", "cd" * 32, 7000, PREPROCESSING_VERSION)
+    values = {**OLD_CARD, "preprocessing": PREPROCESSING_VERSION,
+              "data": {**OLD_CARD["data"], "extra": [source.as_dict()]}}
+    card = ModelCard.from_dict(values)
+    assert card.data.extra == (source,) and not card.older_preprocessing
+    assert card.data.describe_extra() == "CVL train split (7,000)"
+    assert ModelCard.from_dict({**values, "preprocessing": 1}).older_preprocessing
+    assert card.test_set.path == "/data/mnist"
+    keras_download = {**OLD_CARD, "test_set": {"source": "keras.datasets.mnist (/k/mnist.npz)", "n_test": 10}}
+    assert ModelCard.from_dict(keras_download).test_set.path == "/k/mnist.npz"
+    assert ModelCard.from_dict({**OLD_CARD, "test_set": {}}).test_set.path is None
+
+
+@pytest.mark.parametrize("values, message", [
+    ([1, 2, 3], "a card must be a JSON object, got a list"),
+    ("card", "a card must be a JSON object, got text"),
+    ({**OLD_CARD, "test_error": "0.2"}, "'test_error' must be a number or null, got text '0.2'"),
+    ({**OLD_CARD, "test_error": float("nan")}, "'test_error' must be a number or null"),
+    ({**OLD_CARD, "parameters": "many"}, "'parameters' must be a whole number, got text 'many'"),
+    ({**OLD_CARD, "parameters": True}, "'parameters' must be a whole number, got true"),
+    ({**OLD_CARD, "history": [1, 2]}, "'history' must be an object, got a list"),
+    ({**OLD_CARD, "history": {"loss": "low"}}, "'history.loss' must be a list of numbers"),
+    ({**OLD_CARD, "data": [1]}, "'data' must be an object, got a list"),
+    ({**OLD_CARD, "test_set": {"n_test": "10000"}}, "'test_set.n_test' must be a whole number"),
+    ({**OLD_CARD, "confusion": [[1, "2"]]}, "'confusion' must be a list of lists of whole numbers"),
+    ({**OLD_CARD, "misclassified": [1.5]}, "'misclassified' must be a list of whole numbers"),
+    ({**OLD_CARD, "data": {**OLD_CARD["data"], "extra": [{"name": "cvl"}]}}, "'data.extra[0].count' is missing"),
+    ({k: v for k, v in OLD_CARD.items() if k != "name"}, "'name' is missing"),
+    ({**OLD_CARD, "training": {"epochs": 3, "colour": 1, "members": 1}}, None),  # unknown fields are ignored
+])
+def test_a_card_off_the_schema_is_refused_naming_the_field(values, message):
+    if message is None:
+        assert ModelCard.from_dict(values).training.epochs == 3
+        return
+    with pytest.raises(CardError) as error:
+        ModelCard.from_dict(values)
+    assert message in str(error.value)
