@@ -72,7 +72,11 @@ class TrainingSettings:
         return ARCHITECTURES[self.architecture].schedule if self.schedule == "auto" else self.schedule
 
     def check(self, n_train: int | None = None) -> TrainingSettings:
-        """Raise ValueError naming the first setting out of range; return self when all are fine."""
+        """Raise ValueError naming the first setting out of range; return self when all are fine.
+
+        ``extra_sources`` are checked where they are loaded (:func:`mnist_core.sources.with_training_sources`),
+        the one place that knows them.
+        """
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
                 f"unknown architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
@@ -89,12 +93,6 @@ class TrainingSettings:
             raise ValueError(f"members must be a whole number from 1 to {MAX_MEMBERS}, got {self.members}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        from mnist_core.sources import EXTRA_SOURCES  # here: loading it needs Pillow and SciPy
-
-        unknown = [name for name in self.extra_sources if name not in EXTRA_SOURCES]
-        if unknown or len(set(self.extra_sources)) != len(self.extra_sources):
-            raise ValueError(f"extra sources must be distinct names from {', '.join(EXTRA_SOURCES)}, "
-                             f"got {', '.join(self.extra_sources)}")
         if not isinstance(self.box_filled, int) or not 0 <= self.box_filled <= MAX_BOX_FILLED:
             raise ValueError(f"box_filled must be a whole number from 0 to {MAX_BOX_FILLED}, got {self.box_filled}")
         if n_train is not None and self.batch_size > n_train:

@@ -28,6 +28,7 @@ import numpy as np
 from mnist_core.card import TrainingSource
 from mnist_core.data import DataError, MnistData, with_extra_training
 from mnist_core.preprocessing import PREPROCESSING_VERSION, to_mnist
+from mnist_core.store import file_sha256
 
 ENV_VAR = "HANDWRITING_DATA"
 # Renders of pendigits' training writers use this seed, never the benchmark's (0).
@@ -155,7 +156,7 @@ def load_extra_source(name: str, folder: str | os.PathLike | None = None) -> tup
     files = [root / f for f in source.files]
     digest = hashlib.sha256()
     for path in files:
-        digest.update(_file_sha256(path).encode())
+        digest.update(file_sha256(path).encode())
     record = TrainingSource(name, source.description, " + ".join(str(f) for f in files), digest.hexdigest(),
                             len(images), PREPROCESSING_VERSION)
     return images, kept, record
@@ -188,6 +189,10 @@ def with_training_sources(data: MnistData, settings) -> MnistData:
     ``$HANDWRITING_DATA``). Crossed 7s and slashed 0s are drawn on MNIST's own
     training digits; box-filled copies on every training digit loaded before them.
     """
+    unknown = [name for name in settings.extra_sources if name not in EXTRA_SOURCES]
+    if unknown or len(set(settings.extra_sources)) != len(settings.extra_sources):
+        raise ValueError(f"extra sources must be distinct names from {', '.join(EXTRA_SOURCES)}, "
+                         f"got {', '.join(settings.extra_sources)}")
     parts = [load_extra_source(name, settings.handwriting_data or None) for name in settings.extra_sources]
     if settings.box_filled:
         x = np.concatenate([data.x_train, *(images for images, _, _ in parts)])
@@ -213,11 +218,3 @@ def _normalised(raw, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not images:
         raise DataError("every digit of this source was taken for blank")
     return np.stack(images), np.array(kept, dtype=np.uint8)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,4 +1,9 @@
-"""Train, measure on the test set, write the card and save: one call for the CLI and the page."""
+"""Train, measure on the test set, write the card and save: one call for the CLI and the page.
+
+The one place where training, evaluation, the card and the store meet (none of them knows the others).
+Kept under this name rather than its function's, ``train_and_save``: a module of that name would shadow
+the function in ``mnist_core``'s namespace (``from mnist_core import train_and_save``).
+"""
 
 from __future__ import annotations
 

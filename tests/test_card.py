@@ -11,6 +11,8 @@ from mnist_core.card import CardError, ModelCard, TrainingSource
 from mnist_core.preprocessing import PREPROCESSING_VERSION
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
+# Cards as earlier versions wrote them: the shipped default of 2026-11 (MNIST, USPS and optdigits, no versions).
+EARLIER_CARDS = Path(__file__).resolve().parent / "cards"
 
 # A card as the first versions of the project wrote it (before sources, LiteRT copies and versions).
 OLD_CARD = {
@@ -22,14 +24,28 @@ OLD_CARD = {
 }
 
 
-def test_the_shipped_default_card_reads_and_round_trips():
-    values = json.loads((MODELS / "default.json").read_text())
-    card = ModelCard.from_dict(values)
+@pytest.mark.parametrize("path", [MODELS / "default.json", EARLIER_CARDS / "default-2026-11.json"],
+                         ids=["shipped", "2026-11"])
+def test_the_shipped_default_cards_read_and_round_trip(path):
+    card = ModelCard.from_dict(json.loads(path.read_text()))
     assert card.name == "default" and card.architecture.startswith("best")
     assert card.training.architecture == "best" and card.training.members == 2
     assert card.test_set.n_test == 10_000 and card.test_set.path == "../shared/data/mnist"
     assert len(card.confusion) == 10 and sum(map(sum, card.confusion)) == 10_000
+    assert len(card.misclassified) == round(card.test_error * 100)
     assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+
+
+def test_the_shipped_default_names_its_sources_and_its_base():
+    card = ModelCard.from_dict(json.loads((MODELS / "default.json").read_text()))
+    assert card.preprocessing == PREPROCESSING_VERSION and not card.older_preprocessing
+    names = [s.name for s in card.data.extra]
+    assert {"usps", "optdigits", "cvl", "bhmsds", "pendigits"} <= set(names)
+    assert all(s.count > 0 and len(s.sha256) == 64 and s.preprocessing == PREPROCESSING_VERSION for s in card.data.extra)
+    assert card.data.n_train == 60_000 + sum(s.count for s in card.data.extra)
+    earlier = ModelCard.from_dict(json.loads((EARLIER_CARDS / "default-2026-11.json").read_text()))
+    assert card.base_model is not None and card.base_model.keras_sha256 == earlier.keras_sha256
+    assert earlier.older_preprocessing  # its USPS and optdigits digits went through version 1
 
 
 def test_old_cards_read_with_defaults_for_what_they_lack():

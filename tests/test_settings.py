@@ -23,8 +23,6 @@ from mnist_core.settings import PRESETS, TrainingSettings
         ({"validation_split": 0.7}, r"validation split must be in \[0, 0.5\)"),
         ({"members": 9}, "members must be a whole number from 1 to 5"),
         ({"architecture": "vgg"}, "unknown architecture 'vgg'"),
-        ({"extra_sources": ("usps", "mnist")}, "extra sources must be distinct names from usps, optdigits, cvl"),
-        ({"extra_sources": ("cvl", "cvl")}, "extra sources must be distinct names"),
         ({"box_filled": -1}, "box_filled must be a whole number from 0"),
     ],
 )

@@ -96,3 +96,9 @@ def test_a_missing_folder_or_source_is_a_clear_error(tmp_path, monkeypatch):
         load_extra_source("usps", tmp_path)
     with pytest.raises(ValueError, match="unknown training source 'mnist2'"):
         load_extra_source("mnist2", tmp_path)
+
+
+@pytest.mark.parametrize("names", [("usps", "mnist"), ("cvl", "cvl")])
+def test_unknown_or_repeated_sources_are_refused_before_anything_loads(mnist, names):
+    with pytest.raises(ValueError, match="extra sources must be distinct names from usps, optdigits, cvl"):
+        with_training_sources(mnist, TrainingSettings(extra_sources=names, handwriting_data="/nowhere"))
