@@ -323,7 +323,14 @@ def folder_fingerprint(folder: str | os.PathLike) -> tuple:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return ()
-    return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file())
+    found = []
+    for entry in entries:
+        try:  # a link that loops or points nowhere is no file of the store's; the listing says why
+            if entry.is_file():
+                found.append((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns))
+        except OSError:
+            found.append((entry.name, -1, -1))
+    return tuple(found)
 
 
 # --- uploads ----------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def test_the_shipped_default_names_its_sources_and_its_base():
     assert card.preprocessing == PREPROCESSING_VERSION and not card.older_preprocessing
     names = [s.name for s in card.data.extra]
     assert {"usps", "optdigits", "cvl", "bhmsds", "pendigits"} <= set(names)
-    assert all(s.count > 0 and len(s.sha256) == 64 and s.preprocessing == PREPROCESSING_VERSION for s in card.data.extra)
+    assert all(s.count > 0 and len(s.sha256) == 64 and s.preprocessing == PREPROCESSING_VERSION
+               for s in card.data.extra)
     assert card.data.n_train == 60_000 + sum(s.count for s in card.data.extra)
     earlier = ModelCard.from_dict(json.loads((EARLIER_CARDS / "default-2026-11.json").read_text()))
     assert card.base_model is not None and card.base_model.keras_sha256 == earlier.keras_sha256

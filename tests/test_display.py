@@ -199,6 +199,14 @@ def test_capitalised_capitalises_only_the_first_letter():
     assert display.capitalised("a training is running: 'My-Model'") == "A training is running: 'My-Model'"
 
 
+def test_a_symlink_loop_in_the_store_neither_breaks_the_fingerprint_nor_the_listing(tmp_path):
+    (tmp_path / "loop.keras").symlink_to(tmp_path / "loop.keras")
+    (tmp_path / "gone.keras").symlink_to(tmp_path / "nowhere")
+    assert [name for name, *_ in display.folder_fingerprint(tmp_path)] == ["loop.keras"]  # the dangling one is no file
+    listed = {entry.name: entry for entry in ModelStore(tmp_path).list()}
+    assert not listed["loop"].ok and not listed["gone"].ok and "loop.keras" in listed["loop"].problem
+
+
 def test_folder_fingerprint_changes_when_a_file_does(tmp_path):
     assert display.folder_fingerprint(tmp_path / "missing") == ()
     (tmp_path / "a.json").write_text("{}")
