@@ -160,7 +160,7 @@ def run_train(args) -> int:
     check_name(name)  # before any work is done
     data = load_mnist(args.data, csv_split=args.csv_split)
     print(f"data: {data}", file=sys.stderr)
-    if added := _added_sources(settings):
+    if added := ", ".join([*settings.extra_sources, *settings.synthetic]):
         print(f"adding to the training set: {added} (normalising them takes a few minutes)", file=sys.stderr)
 
     command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -184,12 +184,6 @@ def run_train(args) -> int:
     print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set.n_test} test images "
           f"({card.training_seconds:.0f} s)")
     return 0
-
-
-def _added_sources(settings: TrainingSettings) -> str:
-    synthetic = [("crossed 7s", settings.crossed_sevens), ("slashed 0s", settings.slashed_zeros),
-                 (f"{settings.box_filled} box-filled digits", settings.box_filled)]
-    return ", ".join([*settings.extra_sources, *(what for what, wanted in synthetic if wanted)])
 
 
 class _ProgressDisplay:

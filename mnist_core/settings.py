@@ -51,6 +51,13 @@ class TrainingSettings:
     def __post_init__(self):
         object.__setattr__(self, "extra_sources", tuple(self.extra_sources))  # a list from JSON, say
 
+    @property
+    def synthetic(self) -> list[str]:
+        """The synthetic copies these settings add, in words: ``["crossed 7s", "500 box-filled digits"]``."""
+        wanted = [("crossed 7s", self.crossed_sevens), ("slashed 0s", self.slashed_zeros),
+                  (f"{self.box_filled} box-filled digits", self.box_filled)]
+        return [what for what, on in wanted if on]
+
     def to_json(self) -> str:
         """These settings as one JSON object (:meth:`from_json` reads it back)."""
         return json.dumps(asdict(self))

@@ -38,7 +38,7 @@ PENDIGITS_RENDER_SEED = 1
 @dataclass(frozen=True)
 class _Extra:
     description: str
-    files: tuple[str, ...]  # relative to the handwriting folder
+    file: str  # the one file read, relative to the handwriting folder
     load: Callable[[Path], tuple[list[np.ndarray] | np.ndarray, np.ndarray]]  # folder -> raw images, labels
 
 
@@ -68,23 +68,28 @@ def _bhmsds(folder: Path):
 
 
 def _pendigits(folder: Path):
+    return pen_drawings(folder, training_writers=True, seed=PENDIGITS_RENDER_SEED)
+
+
+def pen_drawings(folder: Path, *, training_writers: bool, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """pendigits' trajectories of the training writers (1-15) or the held-out ones (16-30), drawn on a canvas."""
     from mnist_core.handwriting import PENDIGITS_TRAINING_WRITERS, load_pendigits, random_canvas_drawing
 
     digits = [d for d in load_pendigits(folder / "pendigits" / "pendigits-orig.tra")
-              if d.writer in PENDIGITS_TRAINING_WRITERS]
-    rng = np.random.default_rng(PENDIGITS_RENDER_SEED)
+              if (d.writer in PENDIGITS_TRAINING_WRITERS) == training_writers]
+    rng = np.random.default_rng(seed)
     return [random_canvas_drawing(d, rng) for d in digits], np.array([d.label for d in digits], dtype=np.uint8)
 
 
 EXTRA_SOURCES: dict[str, _Extra] = {
-    "usps": _Extra("USPS training set (postal codes, 16x16)", ("usps/zip.train.gz",), _usps),
-    "optdigits": _Extra("optdigits .tra (NIST forms, 32x32 bitmaps)", ("optdigits/optdigits-orig.tra",), _optdigits),
+    "usps": _Extra("USPS training set (postal codes, 16x16)", "usps/zip.train.gz", _usps),
+    "optdigits": _Extra("optdigits .tra (NIST forms, 32x32 bitmaps)", "optdigits/optdigits-orig.tra", _optdigits),
     "cvl": _Extra("CVL train split (67 Austrian writers, thin pen on paper)",
-                  ("cvl/cvl-single-digits-train-valid.zip",), _cvl),
+                  "cvl/cvl-single-digits-train-valid.zip", _cvl),
     "bhmsds": _Extra("BHMSDS digits (a few writers, flagged 1s, crossed 7s, photographed)",
-                     ("bhmsds/bhmsds.zip",), _bhmsds),
+                     "bhmsds/bhmsds.zip", _bhmsds),
     "pendigits": _Extra("pendigits writers 1-15, pen strokes drawn as canvas drawings",
-                        ("pendigits/pendigits-orig.tra",), _pendigits),
+                        "pendigits/pendigits-orig.tra", _pendigits),
 }
 
 # Copies drawn from training digits. The settings field that asks for each, and what it is.
@@ -113,10 +118,7 @@ def held_out_set(name: str, folder: str | os.PathLike | None = None, *, seed: in
 
     root = handwriting_folder(folder)
     if name == "pendigits":
-        digits = [d for d in hw.load_pendigits(root / "pendigits" / "pendigits-orig.tra")
-                  if d.writer not in hw.PENDIGITS_TRAINING_WRITERS]
-        rng = np.random.default_rng(seed)
-        return [hw.random_canvas_drawing(d, rng) for d in digits], np.array([d.label for d in digits], np.uint8)
+        return pen_drawings(root, training_writers=False, seed=seed)
     if name == "cvl":
         images, labels, _ = hw.load_cvl(root / "cvl", "valid")
     elif name == "usps":
@@ -153,12 +155,9 @@ def load_extra_source(name: str, folder: str | os.PathLike | None = None) -> tup
     source, root = EXTRA_SOURCES[name], handwriting_folder(folder)
     raw, labels = source.load(root)
     images, kept = _normalised(raw, labels)
-    files = [root / f for f in source.files]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(file_sha256(path).encode())
-    record = TrainingSource(name, source.description, " + ".join(str(f) for f in files), digest.hexdigest(),
-                            len(images), PREPROCESSING_VERSION)
+    path = root / source.file  # its sha256 is the one ../shared/data/SHA256SUMS lists
+    record = TrainingSource(name, source.description, str(path), file_sha256(path), len(images),
+                            PREPROCESSING_VERSION)
     return images, kept, record
 
 

@@ -252,8 +252,7 @@ def settings_beyond_form(settings: TrainingSettings) -> str:
         parts.append(f"{settings.members} networks trained and averaged")
     if settings.extra_sources:
         parts.append(f"also trains on {', '.join(settings.extra_sources)} (from $HANDWRITING_DATA)")
-    parts += [what for what, wanted in [("crossed 7s", settings.crossed_sevens), ("slashed 0s", settings.slashed_zeros),
-                                        (f"{settings.box_filled} box-filled digits", settings.box_filled)] if wanted]
+    parts += settings.synthetic
     if settings.base_model:
         parts.append(f"starts from the saved model '{settings.base_model}' (fine-tuning)")
     return ", ".join(parts)

@@ -96,3 +96,13 @@ def test_a_card_off_the_schema_is_refused_naming_the_field(values, message):
     with pytest.raises(CardError) as error:
         ModelCard.from_dict(values)
     assert message in str(error.value)
+
+
+def test_the_shipped_default_names_each_source_by_the_checksum_of_its_file(handwriting_dir):
+    """Each source's sha256 is its file's, as ../shared/data/SHA256SUMS lists it."""
+    listed = dict(reversed(line.split()) for line in (handwriting_dir / "SHA256SUMS").read_text().splitlines())
+    card = ModelCard.from_dict(json.loads((MODELS / "default.json").read_text()))
+    for source in card.data.extra:
+        if source.path:  # synthetic copies have none
+            name = Path(source.path).relative_to("../shared/data").as_posix()
+            assert listed[name] == source.sha256, source.name
