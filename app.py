@@ -18,15 +18,21 @@ from pathlib import Path
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from mnist_core import pictures
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
+from mnist_core.explain import Explanation
 from mnist_core.predictor import Prediction, Predictor
+from mnist_core.preprocessing import ImageError, read_png
 from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
 from page import display
 from page.jobs import TrainingBusy, TrainingRunner
 
 CANVAS_SIZE = 300
+# The canvas sends a PNG drawn at the screen's device pixel ratio (2 on most phones, 3-4 on a few): one larger
+# than this is refused from its header, not decoded. The browser is the client's: it can send any PNG.
+CANVAS_MAX_SIDE = 4 * CANVAS_SIZE
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
 LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
 BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
@@ -165,17 +171,59 @@ def draw() -> None:
         with right:
             no_model_help()
         return
-    drawing = canvas.image_data  # decoded from the canvas' PNG at each access
+    drawing = None
+    try:  # decoded here, not by the component (canvas.image_data): its PNG's header is checked first
+        png = canvas.image_bytes
+        if png is not None:
+            drawing = read_png(png, max_width=CANVAS_MAX_SIDE, max_height=CANVAS_MAX_SIDE, name="the canvas' image")
+    except (ValueError, AttributeError) as exc:  # an ImageError, or a value that is no base64 data URL at all
+        reason = exc if isinstance(exc, ImageError) else "the canvas sent something that is not a PNG data URL"
+        with left:
+            st.warning(f"This drawing was not read: {display.escape_markdown(reason)}", icon=":material/warning:")
     prediction = predictor.predict(drawing) if drawing is not None else None
     drawn = prediction is not None and prediction.digit is not None
+    st.session_state.drawing = prediction.image if drawn else None  # what a training started now will watch
     with right:  # first: the answer reaches the browser before the pictures of the steps
         show_prediction(prediction if drawn else None)
+        # Always shown, so that the choice survives a cleared canvas (a widget not drawn loses its state).
+        explain = st.toggle("Why? Show what the network looked at", key="why",
+                            help="Which ink drove the answer, and what each layer made of your drawing") and drawn
     with left:
         if drawn:
             st.caption("**What the model sees**, step by step")
             steps = prediction.steps
             for column, (step, image) in zip(st.columns(len(steps)), steps.items(), strict=True):
                 column.image(display.thumbnail(image, 56), caption=step, width=56)
+    if explain:  # last: the answer and the steps are already on their way
+        with right:
+            why(predictor.explain(drawing))
+
+
+def why(explanation: Explanation) -> None:
+    """The saliency of the answer and of the runner-up, each convolution's feature maps, the layers."""
+    e = explanation
+    top, second = st.columns(2)
+    top.image(pictures.heat_map(e.image, e.saliency), width="stretch",
+              caption=f"What made it a {e.digit}", alt=f"Heat map of the ink that made the network read {e.digit}")
+    second.image(pictures.heat_map(e.image, e.runner_up_saliency), width="stretch",
+                 caption=f"What spoke for {e.runner_up}, the runner-up ({e.probabilities[e.runner_up]:.0%})",
+                 alt=f"Heat map of the ink that spoke for {e.runner_up}")
+    st.caption("The brighter a pixel, the more its ink raised that digit's probability; dark ink did not "
+               "matter for it. Measured on this drawing by the loaded model (integrated gradients: wiping the "
+               "brightest ink lowers the answer's probability far more than wiping as much ink at random).")
+    with st.expander("What each layer sees", icon=":material/layers:"):
+        st.caption(f"The feature maps of {display.escape_markdown(e.network)}: each small square is one filter's "
+                   "response to your drawing. Early layers find strokes and edges; later ones, smaller and "
+                   "more numerous, respond to parts of digits.")
+        for layer in e.layers:
+            if layer.feature_maps is not None:
+                st.image(pictures.grid(layer.feature_maps, scale=max(2, 56 // layer.feature_maps.shape[0])),
+                         caption=display.feature_map_caption(layer),
+                         alt=f"The {layer.feature_maps.shape[-1]} feature maps of layer {layer.name}")
+    with st.expander("The network, layer by layer", icon=":material/account_tree:"):
+        st.dataframe(display.layers_frame(e.layers), hide_index=True, width="stretch")
+        st.caption("What each layer hands on (height × width × channels) and how many weights it learned; "
+                   f"{sum(layer.parameters for layer in e.layers):,} in all.")
 
 
 def show_prediction(prediction: Prediction | None) -> None:
@@ -261,6 +309,7 @@ def apply_preset() -> None:
 
 def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings, upload) -> None:
     """Check the request, then start it; any problem is shown in the sidebar."""
+    data_path, started = None, False
     try:
         settings.check()
         name = check_name(name.strip() or f"{settings.architecture}-{settings.epochs}e")
@@ -272,13 +321,31 @@ def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings
             with st.spinner(f"Checking {upload.name}…"):
                 data_path, data = display.keep_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
             settings.check(len(data.x_train))
-        runner.start(settings, name, data_path, owner=st.session_state.user)
+        runner.start(settings, name, data_path, owner=st.session_state.user, watch=st.session_state.get("drawing"))
+        started = True
     except TrainingBusy as exc:
         st.warning(display.escape_markdown(display.capitalised(str(exc))), icon=":material/hourglass_top:")
     except (ValueError, DataError) as exc:
         st.error(display.escape_markdown(exc), icon=":material/error:")
     else:
         st.rerun()
+    finally:
+        if data_path is not None:
+            settle_upload(runner, data_path, started)
+
+
+def settle_upload(runner: TrainingRunner, path: Path, started: bool) -> None:
+    """Keep an upload for the training it started, else delete it; then prune the uploads to their cap.
+
+    Neither ever deletes the running training's data; a model's test set goes only when the cap needs it.
+    """
+    status = runner.status()
+    running = [status.data] if status.running else []
+    folder = models_dir()
+    tested = [e.card.test_set.path for e in list_models(folder, display.folder_fingerprint(folder)) if e.card]
+    display.release_upload(path, started, in_use=[*running, *tested])
+    if started:
+        display.prune_uploads(path.parent, in_use=running, referenced=tested)
 
 
 def training_status(runner: TrainingRunner) -> None:
@@ -301,6 +368,8 @@ def training_status(runner: TrainingRunner) -> None:
         if len(frame):
             st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
             st.altair_chart(display.curve_chart(frame, "accuracy", height=170), width="stretch")
+        if mine:
+            watching(status.epochs)
         if mine and st.button("Stop", icon=":material/stop:", width="stretch"):
             runner.stop()
             st.toast("Stopping after the current batch…")
@@ -325,6 +394,24 @@ def training_status(runner: TrainingRunner) -> None:
         st.error(f"Training failed: {display.escape_markdown(status.error)}", icon=":material/error:")
 
 
+def watching(epochs) -> None:
+    """Watch it learn: the drawing on the canvas when the training started, read after each epoch, and the
+    first layer's filters as they are now."""
+    frame = display.watched_frame(epochs)
+    if len(frame):
+        st.caption("**Your drawing**, as the network reads it after each epoch:")
+        st.altair_chart(display.watched_chart(frame), width="stretch")
+    latest = epochs[-1].watched.kernels() if epochs and epochs[-1].watched is not None else None
+    if latest is not None:
+        st.image(pictures.filters(latest), width="stretch",
+                 caption=f"Its first layer's {latest.shape[-1]} filters after epoch {epochs[-1].epoch}: the "
+                         "stroke patterns it has learned to look for (white: ink, black: no ink)",
+                 alt="The first convolution layer's filters as small pictures")
+    elif not len(frame):
+        st.caption("After each epoch: the drawing on the canvas, read by the network, and its first "
+                   "layer's filters.")
+
+
 # --- Look inside --------------------------------------------------------------------------
 
 
@@ -334,7 +421,7 @@ def look_inside(predictor: Predictor) -> None:
     a, b, c, d = st.columns(4)
     a.metric("Test error", f"{card.test_error:.2f}%" if card.test_error is not None else "—",
              help=f"Measured on {display.escape_markdown(display.test_set_name(card))}")
-    b.metric("Architecture", card.architecture)
+    b.metric("Architecture", display.escape_markdown(card.architecture))  # the value is Markdown; the card's text
     c.metric("Parameters", f"{card.parameters:,}")
     d.metric("Training time", display.format_duration(card.training_seconds))
 
@@ -382,7 +469,7 @@ def misclassified(predictor: Predictor) -> None:
                    + display.escape_markdown(exc))
         return
     if sha256 != card.test_set.sha256 or max(card.misclassified) >= len(x_test):
-        st.warning(f"The test set at `{source}` has changed since this model was measured.")
+        st.warning(f"The test set at {display.escape_markdown(source)} has changed since this model was measured.")
         return
     shown = card.misclassified[:display.GALLERY_SIZE]
     predicted = predictor.probabilities(x_test[shown]).argmax(axis=1)

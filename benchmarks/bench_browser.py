@@ -5,7 +5,8 @@ headless Chromium (see tests/app_driver.py), ``--starts`` times: each time, the 
 launching the server to its health check, to the canvas on screen, and to the model loaded
 (the page's "Draw a digit" hint appears only then). Then draws real pen digits
 (``--per-class`` of each class, from ``$HANDWRITING_DATA/pendigits``) with the mouse, clearing
-the canvas between them, and times mouse-up to the new prediction on screen.
+the canvas between them, and times mouse-up to the new prediction on screen; then the same
+digits again with the "Why?" view on (saliency, feature maps and layers follow each stroke).
 
     python benchmarks/bench_browser.py [--models-dir models] [--starts 3] [--per-class 3]
 
@@ -48,7 +49,7 @@ def main() -> int:
         print(f"error: no usable default model in {args.models_dir}: {entry.problem}", file=sys.stderr)
         return 1
     digits = driver.choose_digits(load_pendigits(args.data / "pendigits" / "pendigits-orig.tra"), args.per_class)
-    measured = driver.Measurements()
+    measured, with_why = driver.Measurements(), driver.Measurements()
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = driver.launch(p)
@@ -64,6 +65,13 @@ def main() -> int:
                         text, ms = driver.read_prediction(page)
                         measured.drawn.append((digit.label, text, ms))
                         driver.clear(page)
+                    # The same digits with the "Why?" view on: saliency, feature maps and layers at every stroke.
+                    page.get_by_text("Why? Show what the network looked at").click()
+                    for digit in digits:
+                        driver.draw_digit(page, digit)
+                        text, ms = driver.read_prediction(page)
+                        with_why.drawn.append((digit.label, text, ms))
+                        driver.clear(page)
             finally:
                 server.stop()
         browser.close()
@@ -74,12 +82,15 @@ def main() -> int:
     model = {"name": "default", "architecture": card.architecture, "test_error": card.test_error,
              "n_test": card.test_set.n_test}
     result = measured.write(args.out, "benchmarks/bench_browser.py", model)
-    latency = result["stroke_to_prediction"]
+    result["stroke_to_prediction_with_why"] = with_why.latency_summary()
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    latency, why = result["stroke_to_prediction"], result["stroke_to_prediction_with_why"]
     print(f"model: default ({card.architecture}, {card.test_error:.2f}% test error)")
     print(f"startup, median of {len(starts)}: health {measured.startup['health_s']} s, canvas on screen "
           f"{measured.startup['canvas_visible_s']} s, model loaded {measured.startup['model_ready_s']} s")
     print(f"mouse-up to prediction over {latency['n']} drawn digits: median {latency['median_ms']} ms, "
           f"p95 {latency['p95_ms']} ms ({result['drawn_correct']} recognised)")
+    print(f"the same with the Why? view on: median {why['median_ms']} ms, p95 {why['p95_ms']} ms")
     print(f"written to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     print("each start:", json.dumps(starts))
     return 0

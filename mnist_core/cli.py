@@ -1,4 +1,4 @@
-"""Command line: ``python -m mnist_core {train,evaluate,predict,models}``.
+"""Command line: ``python -m mnist_core {train,evaluate,predict,explain,models,litert}``.
 
 Every error the user can fix (bad data, unknown model, unreadable image,
 settings out of range) is one line on stderr and exit status 1; wrong
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--progress-jsonl", action="store_true",
                        help="report progress as JSON lines on stdout instead of a progress bar "
                             "(mnist_core.protocol)")
+    train.add_argument("--watch-image", type=Path, default=None, metavar="IMAGE",
+                       help="read this drawing (any image predict takes) at every epoch's end and report its "
+                            "probabilities: in the progress lines, or a line per epoch")
     train.add_argument("--niceness", type=int, default=0, metavar="N",
                        help="lower this process' scheduling priority by N first (the page's runner uses 10)")
     train.set_defaults(run=run_train)
@@ -105,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image")
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.set_defaults(run=run_predict)
+
+    explain = commands.add_parser(
+        "explain", help="show why a model reads each image as it does: saliency and every layer",
+        description="Integrated-gradients saliency for the predicted digit and the runner-up, and each layer's "
+                    "name, type, output shape and (convolutions) feature maps; see mnist_core.explain.")
+    explain.add_argument("--model", default=DEFAULT_MODEL)
+    explain.add_argument("--json", action="store_true",
+                         help="print one JSON object per image: path, digit, image, saliency, layers, ...")
+    explain.add_argument("--out", type=Path, default=None, metavar="PATH",
+                         help="write a picture: a .png file for one image, else a folder with one STEM.png each")
+    explain.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    explain.set_defaults(run=run_explain)
 
     models = commands.add_parser("models", help="list the saved models and their measured test error")
     models.add_argument("--json", action="store_true")
@@ -158,6 +173,11 @@ def run_train(args) -> int:
     name = args.name or f"{settings.architecture}-{settings.epochs}e"
     store = _store(args)
     check_name(name)  # before any work is done
+    watch = None
+    if args.watch_image is not None:
+        from mnist_core.preprocessing import read_image, to_mnist
+
+        watch = to_mnist(read_image(args.watch_image)).image
     data = load_mnist(args.data, csv_split=args.csv_split)
     print(f"data: {data}", file=sys.stderr)
     if added := ", ".join([*settings.extra_sources, *settings.synthetic]):
@@ -168,7 +188,7 @@ def run_train(args) -> int:
     previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
     try:
-        card = train_and_save(data, settings, name, store, progress=show, stop=stop, command=command)
+        card = train_and_save(data, settings, name, store, progress=show, stop=stop, command=command, watch=watch)
     except TrainingCancelled as exc:
         print(f"error: {exc}; no model was saved", file=sys.stderr)
         return EXIT_CANCELLED
@@ -205,7 +225,8 @@ class _ProgressDisplay:
                 val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
                 done = "done" if p.epoch_end else f"batch {p.batch}/{p.batches}"
                 print(f"{where} {done}: loss={p.loss:.4f} acc={p.accuracy:.4f}{val} "
-                      f"{p.images_per_second:.0f} img/s, {p.seconds_left:.0f} s left", file=self.stream, flush=True)
+                      f"{p.images_per_second:.0f} img/s, {p.seconds_left:.0f} s left{_watched(p)}",
+                      file=self.stream, flush=True)
             return
         from tqdm import tqdm
 
@@ -214,7 +235,8 @@ class _ProgressDisplay:
             self.bar = tqdm(total=p.batches, desc=where, unit="batch", file=self.stream)
         if p.epoch_end:
             val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
-            self.bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f}{val} {p.images_per_second:.0f} img/s")
+            self.bar.set_postfix_str(f"loss={p.loss:.4f} acc={p.accuracy:.4f}{val} {p.images_per_second:.0f} img/s"
+                                     f"{_watched(p)}")
         elif p.batch > self.bar.n:  # batch reports may arrive slightly out of order
             self.bar.update(p.batch - self.bar.n)
             if p.batch % 20 == 0:
@@ -224,6 +246,15 @@ class _ProgressDisplay:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _watched(p) -> str:
+    """", watched drawing: 7 (93%)" at an epoch's end when a drawing is watched, else ""."""
+    probabilities = p.watched.probabilities if p.watched is not None else None
+    if probabilities is None:
+        return ""
+    digit = max(range(len(probabilities)), key=probabilities.__getitem__)
+    return f", watched drawing: {digit} ({probabilities[digit]:.0%})"
 
 
 def _json_progress():
@@ -278,6 +309,38 @@ def run_predict(args) -> int:
             note = ("" if prediction.sure else " (not sure)") + (
                 " (strokes too thick for its size: draw it larger or thinner)" if prediction.thick_strokes else "")
             print(f"{path}: {prediction.digit} ({100 * prediction.confidence:.1f}%){note}")
+    return 1 if failures else 0
+
+
+def run_explain(args) -> int:
+    from mnist_core.pictures import explanation_picture
+    from mnist_core.predictor import Predictor
+    from mnist_core.preprocessing import read_image
+
+    if args.out is not None and len(args.images) > 1 and args.out.suffix.lower() == ".png":
+        raise ValueError(f"--out {args.out}: with {len(args.images)} images give a folder, not a .png file")
+    predictor = Predictor.load(args.model, _store(args))
+    failures = 0
+    for path in args.images:
+        try:
+            explanation = predictor.explain(read_image(path))
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        e = explanation
+        if args.out is not None:
+            out = args.out if len(args.images) == 1 else args.out / f"{path.stem}.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            explanation_picture(e, title=f"{path.name} read by {args.model}").save(out)
+        if args.json:
+            print(json.dumps({"path": str(path), **e.as_dict()}))
+        elif e.digit is None:
+            print(f"{path}: nothing drawn")
+        else:
+            picture = f"; picture: {out}" if args.out is not None else ""
+            print(f"{path}: {e.digit} ({e.probabilities[e.digit]:.1%}), runner-up {e.runner_up} "
+                  f"({e.probabilities[e.runner_up]:.1%}); {len(e.layers)} layers{picture}")
     return 1 if failures else 0
 
 

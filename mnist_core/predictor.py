@@ -21,6 +21,7 @@ import numpy as np
 from mnist_core.architectures import N_CLASSES, as_model_input
 from mnist_core.card import ModelCard
 from mnist_core.evaluation import predict_probabilities
+from mnist_core.explain import Explainer, Explanation
 from mnist_core.litert import LiteRTModel, to_litert
 from mnist_core.preprocessing import Preprocessed, to_mnist
 from mnist_core.store import DEFAULT_MODEL, ModelStore
@@ -92,6 +93,21 @@ class Predictor:
     def predict(self, image: np.ndarray) -> Prediction:
         """Recognise one drawing or image (any size; grey, RGB or RGBA; either polarity)."""
         return self.predict_many([image])[0]
+
+    def explain(self, image: np.ndarray) -> Explanation:
+        """Why the model reads ``image`` (as :meth:`predict` takes it) as it does: the 28x28 input, the answer,
+        saliency maps for the digit and the runner-up, and each layer with its feature maps
+        (:mod:`mnist_core.explain`)."""
+        prepared = to_mnist(image)
+        probabilities = np.zeros(N_CLASSES, np.float32)
+        if not prepared.blank:
+            probabilities = self.probabilities(prepared.image[None])[0]
+        return self._explainer.explain(prepared.image, probabilities)
+
+    # Made at the first explanation (~1 s: it traces the saliency's graph).
+    @cached_property
+    def _explainer(self) -> Explainer:
+        return Explainer(self.model)
 
     def predict_many(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Recognise several drawings in one forward pass."""

@@ -26,12 +26,16 @@ Nothing drawn, or only a speck, gives ``blank=True`` and an all-zero image; see
 :data:`MIN_CONTRAST` and :data:`MIN_DIGIT_FRACTION`.
 
 :func:`read_image` reads a PNG, JPEG or other image file into an array that
-:func:`to_mnist` accepts, refusing files that are not images or are too large.
+:func:`to_mnist` accepts, refusing files that are not images or are too large;
+:func:`read_png` does the same for PNG bytes a client sent (the page's canvas),
+refusing any larger than the caller's bound from their header alone.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +104,8 @@ MAX_INPUT_SIDE = 1024
 # read_image refuses images with more pixels than this (50 megapixels), before
 # decoding them: a decompression bomb must not exhaust memory.
 MAX_IMAGE_PIXELS = 50_000_000
+# A PNG starts with this signature, then its IHDR chunk: length, b"IHDR", width, height (big-endian).
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageError(ValueError):
@@ -167,31 +173,67 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -
 
     Returns HxW for greyscale, HxWx3 for colour and HxWx4 when the image has
     transparency; EXIF rotation is applied. Raises :class:`ImageError` for a
-    missing, empty or unreadable file, or one larger than ``max_pixels``.
+    missing, empty or unreadable file, one that is not a regular file, or one
+    larger than ``max_pixels``.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, expected an image file (PNG, JPEG, ...)")
+    if not path.is_file():  # never opened: reading a FIFO would wait for a writer forever
+        raise ImageError(f"{path}: is not a regular file (a FIFO, socket or device), expected an image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file, expected an image (PNG, JPEG, ...)")
+    return _decode(path, str(path), max_pixels)
+
+
+def png_size(data: bytes, name: str = "image") -> tuple[int, int]:
+    """The width and height a PNG's header (its IHDR chunk) declares, read from ``data`` without decoding it."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise ImageError(f"{name}: not a PNG image ({len(data):,} bytes without a PNG header)")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def read_png(data: bytes, *, max_width: int, max_height: int, name: str = "image") -> np.ndarray:
+    """Decode PNG bytes a client sent into a uint8 array, as :func:`read_image` does a file.
+
+    Refuses, from the header alone (:func:`png_size`), an image wider than
+    ``max_width`` or taller than ``max_height``: a client can send any PNG, and
+    a small one can declare a huge image. Raises :class:`ImageError` naming ``name``.
+    """
+    width, height = png_size(data, name)
+    if width > max_width or height > max_height:
+        raise ImageError(f"{name}: PNG of {width}x{height} pixels, larger than the {max_width}x{max_height} "
+                         "accepted; not decoded")
+    return _decode(io.BytesIO(data), name, max_width * max_height, formats=("PNG",))
+
+
+def _decode(source, name: str, max_pixels: int, formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Decode an image file or stream checked to be at most ``max_pixels`` by its header; ImageError naming ``name``."""
     try:
-        with Image.open(path) as im:  # reads only the header
+        with Image.open(source, formats=formats) as im:  # reads only the header
             width, height = im.size
             if width * height > max_pixels:
                 raise ImageError(
-                    f"{path}: image is {width}x{height} = {width * height:,} pixels, more than the "
+                    f"{name}: image is {width}x{height} = {width * height:,} pixels, more than the "
                     f"{max_pixels:,} accepted; shrink or crop it first"
                 )
             im = ImageOps.exif_transpose(im)
             return np.array(_to_standard_mode(im))
+    except ImageError:
+        raise
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: not an image file Pillow can read (use PNG, JPEG, BMP, GIF or WebP)") from exc
+        raise ImageError(f"{name}: not an image file Pillow can read (use PNG, JPEG, BMP, GIF or WebP)") from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(
-            f"{path}: image is far larger than the {max_pixels:,} pixels accepted ({exc}); shrink or crop it first"
+            f"{name}: image is far larger than the {max_pixels:,} pixels accepted ({exc}); shrink or crop it first"
         ) from exc
     except (OSError, SyntaxError) as exc:
-        raise ImageError(f"{path}: corrupt or truncated image ({exc})") from exc
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+    except ValueError as exc:  # Pillow's own limits, e.g. a text chunk that decompresses to more than 1 MB
+        raise ImageError(f"{name}: refused by Pillow's limits on image files ({exc})") from exc
 
 
 def stroke_width(ink: np.ndarray) -> float:

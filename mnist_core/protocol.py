@@ -46,7 +46,7 @@ def parse_line(line: str) -> Event | None:
         if not isinstance(values, dict):
             return None
         if values.get("event") == "progress":
-            return Event("progress", progress=TrainingProgress(**values["progress"]))
+            return Event("progress", progress=TrainingProgress.from_dict(values["progress"]))
         if values.get("event") == "saved":
             return Event("saved", card=ModelCard.from_dict(values["card"]))
     except (ValueError, TypeError, KeyError):

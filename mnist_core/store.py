@@ -10,7 +10,11 @@ not match is listed as broken rather than loaded. It records the LiteRT copy's
 too: a copy that is missing or does not match is not used (the predictor
 converts the model itself, ~2 s, instead; ``make_litert_copy`` remakes it).
 Loading uses Keras' safe mode, so a model file that carries code (a Lambda
-layer, say) is refused, never executed.
+layer, say) is refused, never executed. Before Keras sees a file, its size, and
+the sizes its zip directory declares, are checked against :data:`MAX_MODEL_MB`
+and :data:`MAX_CONFIG_MB`; a loaded model must take 28x28x1 digits and give ten
+probabilities. Temporary files a killed save left are removed at the next listing
+or save once :data:`STALE_TEMP_SECONDS` old.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import json
 import os
 import re
 import tempfile
+import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +41,19 @@ ENV_VAR = "MNIST_MODELS_DIR"
 DEFAULT_MODEL = "default"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TEMP_PREFIX = ".tmp-"
+# A model file, and what its zip unpacks to, may be at most this large (the zoo's largest network is 2.4 MB,
+# an ensemble of 5 of them 12 MB; Keras stores weights uncompressed). A larger one is listed as broken, never
+# hashed nor given to Keras:
+# an 8 GB file took 33 s to hash at each listing, and a .keras with 2 GB of assets was extracted to temp.
+MAX_MODEL_MB = 200
+# Keras reads config.json (and metadata.json) whole and parses it: 52 KB for the shipped model. One padded
+# to 1.5 GiB peaked at 3.7 GB while loading.
+MAX_CONFIG_MB = 5
+CONFIG_MEMBERS = ("config.json", "metadata.json")
+INPUT_SHAPE, OUTPUT_SHAPE = (None, 28, 28, 1), (None, 10)  # a batch of 28x28 greyscale digits; ten probabilities
+# A save rewrites its temporary files within seconds (the .keras file last); one untouched for this long
+# has no writer left (a save killed mid-way), and the next listing or save deletes it.
+STALE_TEMP_SECONDS = 10 * 60
 
 
 class ModelStoreError(Exception):
@@ -79,6 +98,23 @@ def check_name(name: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """A file's SHA-256, remembered while the file is unchanged (same inode, size, mtime and ctime).
+
+    ctime cannot be set back by a user: any write or ``touch`` changes it, so a changed file is hashed again.
+    """
+    info = os.stat(path)
+    key = (os.fspath(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    if key not in _checksums:
+        if len(_checksums) > 256:
+            _checksums.clear()
+        _checksums[key] = _hash_file(path)
+    return _checksums[key]
+
+
+_checksums: dict[tuple, str] = {}
+
+
+def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -108,7 +144,11 @@ class ModelStore:
         return sorted(found, key=lambda n: (n != DEFAULT_MODEL, n))
 
     def list(self) -> list[StoredModel]:
-        """Every model in the store, each with its card or the reason it cannot be used."""
+        """Every model in the store, each with its card or the reason it cannot be used.
+
+        First removes the temporary files of saves killed long ago (see :data:`STALE_TEMP_SECONDS`).
+        """
+        self.remove_stale_temporaries(older_than=STALE_TEMP_SECONDS)
         return [self.inspect(name) for name in self.names()]
 
     def inspect(self, name: str) -> StoredModel:
@@ -119,12 +159,18 @@ class ModelStore:
             return StoredModel(name, None, f"{keras_path.name} is missing")
         if not card_path.is_file():
             return StoredModel(name, None, f"{card_path.name} (its card) is missing")
+        size = keras_path.stat().st_size
+        if size > MAX_MODEL_MB * 2**20:
+            return StoredModel(name, None, f"{keras_path.name} is {size / 2**20:,.0f} MB, more than the "
+                                           f"{MAX_MODEL_MB} MB a model file may be (not read)")
         try:
             card = ModelCard.from_dict(json.loads(card_path.read_text(encoding="utf-8")))
         except RecursionError:
             return StoredModel(name, None, f"{card_path.name} is not a valid card (nested too deeply)")
         except (OSError, ValueError) as exc:  # CardError is a ValueError, as are JSON's errors
             return StoredModel(name, None, f"{card_path.name} is not a valid card ({exc})")
+        if (problem := _archive_problem(keras_path)) is not None:
+            return StoredModel(name, card, problem)
         if card.keras_sha256 and card.keras_sha256 != file_sha256(keras_path):
             return StoredModel(name, card, f"{keras_path.name} does not match its card (checksum differs)")
         return StoredModel(name, card)
@@ -146,12 +192,21 @@ class ModelStore:
             model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises many types for a bad file; all mean "unusable"
             raise ModelStoreError(f"model {name!r} cannot be loaded from {keras_path}: {_first_line(exc)}") from exc
+        shapes = (getattr(model, "input_shape", None), getattr(model, "output_shape", None))
+        if shapes != (INPUT_SHAPE, OUTPUT_SHAPE):
+            raise ModelStoreError(
+                f"model {name!r} in {keras_path} takes inputs of shape {shapes[0]} and gives outputs of shape "
+                f"{shapes[1]}; a digit model takes {INPUT_SHAPE} (28x28 greyscale) and gives {OUTPUT_SHAPE}"
+            )
         return model, entry.card
 
     def load_litert(self, name: str, card: ModelCard) -> bytes | None:
         """Model ``name``'s LiteRT copy if it is there and matches ``card``, else None."""
+        path = self.files(check_name(name)).litert
         try:
-            flatbuffer = self.files(check_name(name)).litert.read_bytes()
+            if path.stat().st_size > MAX_MODEL_MB * 2**20:  # not read into memory: it cannot be the card's
+                return None
+            flatbuffer = path.read_bytes()
         except OSError:
             return None
         matches = card.litert_sha256 and hashlib.sha256(flatbuffer).hexdigest() == card.litert_sha256
@@ -164,6 +219,7 @@ class ModelStore:
         files are complete on disk.
         """
         flatbuffer = self._litert_copy(model, card)
+        self.remove_stale_temporaries(older_than=STALE_TEMP_SECONDS)
 
         def write_keras(path: Path) -> None:
             model.save(path)
@@ -220,23 +276,30 @@ class ModelStore:
                 temporary.unlink(missing_ok=True)
         _fsync_dir(self.directory)
 
-    def remove_stale_temporaries(self, name: str | None = None) -> list[Path]:
+    def remove_stale_temporaries(self, name: str | None = None, older_than: float | None = None) -> list[Path]:
         """Clean up after saves that were killed midway (of model ``name`` only, if given).
 
         A save killed before its last rename has put the new ``NAME.tflite`` and
         ``NAME.keras`` in place while its card is still a temporary file: that card,
         which matches the new files, is moved into place, completing the save. Every other
-        temporary file is deleted. Only call it when no save of that model can be
-        running. Returns the files deleted.
+        temporary file is deleted. Without ``older_than``, only call it when no save of
+        that model can be running; with it, only files unmodified for ``older_than``
+        seconds are touched (a running save's are not). A file that cannot be removed
+        (a read-only store) is left. Returns the files deleted.
         """
         if not self.directory.is_dir():
             return []
         pattern = f"{TEMP_PREFIX}{check_name(name)}-*" if name is not None else f"{TEMP_PREFIX}*"
         removed = []
         for path in sorted(self.directory.glob(pattern)):
-            if path.suffix == ".json" and self._complete_interrupted_save(path):
+            try:
+                if older_than is not None and time.time() - path.stat().st_mtime < older_than:
+                    continue
+                if path.suffix == ".json" and self._complete_interrupted_save(path):
+                    continue
+                path.unlink(missing_ok=True)
+            except OSError:
                 continue
-            path.unlink(missing_ok=True)
             removed.append(path)
         return removed
 
@@ -263,6 +326,28 @@ class ModelStore:
         created.append(Path(path))
         os.chmod(path, 0o644)  # mkstemp makes it private; a model is an ordinary file
         return Path(path)
+
+
+def _archive_problem(path: Path) -> str | None:
+    """Why the ``.keras`` zip at ``path`` is too large to give Keras, from its directory alone; None if it is not.
+
+    The sizes are those the zip declares; :mod:`zipfile`, which Keras reads with, never
+    unpacks a member beyond its declared size. A file that is no zip is Keras' to refuse.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    for member in members:
+        if member.filename in CONFIG_MEMBERS and member.file_size > MAX_CONFIG_MB * 2**20:
+            return (f"{path.name}: its {member.filename} is {member.file_size / 2**20:,.0f} MB, more than the "
+                    f"{MAX_CONFIG_MB} MB a model's configuration may be (not loaded)")
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_MODEL_MB * 2**20:
+        return (f"{path.name} unpacks to {unpacked / 2**20:,.0f} MB, more than the {MAX_MODEL_MB} MB a model "
+                "may be (not loaded)")
+    return None
 
 
 def _write(path: Path, content: bytes) -> None:

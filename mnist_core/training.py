@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import keras
 import numpy as np
@@ -29,8 +29,24 @@ class TrainingCancelled(Exception):
 
 
 @dataclass(frozen=True)
+class Watched:
+    """At an epoch's end: what the network being trained makes of a watched drawing, and its first layer."""
+
+    probabilities: tuple[float, ...] | None  # (10,) for the watched drawing; None when none is watched
+    filters: tuple[tuple[float, ...], ...] | None  # the first convolution's kernels, each k*k values row by row
+    filter_size: int = 0  # k; 0 for a network without convolutions
+
+    def kernels(self) -> np.ndarray | None:
+        """The filters as a (k, k, 1, F) array, as Keras holds them, or None."""
+        if not self.filters:
+            return None
+        k = self.filter_size
+        return np.asarray(self.filters, np.float32).reshape(-1, k, k).transpose(1, 2, 0)[:, :, None, :]
+
+
+@dataclass(frozen=True)
 class TrainingProgress:
-    """One report: after a batch (``val_*`` None) or at the end of an epoch."""
+    """One report: after a batch (``val_*`` None) or at the end of an epoch (``watched`` set)."""
 
     member: int  # 1-based network being trained, of `members`
     members: int
@@ -46,6 +62,18 @@ class TrainingProgress:
     seconds_elapsed: float
     seconds_left: float
     epoch_end: bool
+    watched: Watched | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingProgress:
+        """The inverse of ``dataclasses.asdict`` (for :mod:`mnist_core.protocol`)."""
+        watched = values.get("watched")
+        if watched is not None:
+            watched = Watched(
+                probabilities=None if watched["probabilities"] is None else tuple(watched["probabilities"]),
+                filters=None if watched["filters"] is None else tuple(map(tuple, watched["filters"])),
+                filter_size=watched["filter_size"])
+        return cls(**{**values, "watched": watched})
 
     @property
     def fraction_done(self) -> float:
@@ -105,12 +133,16 @@ def train(
     stop: threading.Event | None = None,
     *,
     base: keras.Model | None = None,
+    watch: np.ndarray | None = None,
 ) -> TrainingResult:
     """Train ``settings.architecture`` on ``data.x_train``; validate on ``data.x_val`` or a seeded split.
 
     With ``base`` (a trained model of the same architecture and number of
     members), each network starts from its weights instead of random ones: a
-    fine-tuning. Calls ``progress`` after every batch and epoch. Setting
+    fine-tuning. Calls ``progress`` after every batch and epoch; an epoch's
+    last report carries :class:`Watched`: the first layer's filters and, given
+    ``watch`` (a 28x28 uint8 MNIST-style image), the network's probabilities
+    for it at that moment ("watch it learn your digit"). Setting
     ``stop`` ends the run after the current batch and raises
     :class:`TrainingCancelled`.
     """
@@ -130,7 +162,7 @@ def train(
         val_ds = make_dataset(x_val, y_val, 1000, shuffle=False, augment=False, seed=0) if len(x_val) else None
         batches = len(train_ds)
         compile_model(model, settings.learning_rate, settings.epochs * batches, settings.resolved_schedule)
-        reporter = _ProgressReporter(settings, member, batches, len(x_train), progress, stop, started)
+        reporter = _ProgressReporter(settings, member, batches, len(x_train), progress, stop, started, watch)
         history = model.fit(
             train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=0, callbacks=[reporter], shuffle=False
         )
@@ -198,8 +230,9 @@ class _ProgressReporter(keras.callbacks.Callback):
     # the epoch ends.
     async_safe = True
 
-    def __init__(self, settings, member, batches, n_train, progress, stop, started):
+    def __init__(self, settings, member, batches, n_train, progress, stop, started, watch=None):
         super().__init__()
+        self.watch = None if watch is None else as_model_input(watch)
         self.settings, self.member, self.batches, self.n_train = settings, member, batches, n_train
         self.progress, self.stop, self.started = progress, stop, started
         self.cancelled = False
@@ -221,7 +254,19 @@ class _ProgressReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progress is not None and not self.cancelled:
-            self.progress(self._report(self.batches, logs or {}, epoch_end=True))
+            report = self._report(self.batches, logs or {}, epoch_end=True)
+            self.progress(replace(report, watched=self._watched()))
+
+    def _watched(self) -> Watched:
+        probabilities = None
+        if self.watch is not None:
+            probabilities = tuple(round(float(p), 5) for p in np.asarray(self.model(self.watch, training=False))[0])
+        first = next((layer for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D)), None)
+        if first is None:
+            return Watched(probabilities, None)
+        kernels = first.get_weights()[0]  # (k, k, 1, F)
+        filters = tuple(map(tuple, kernels[:, :, 0, :].reshape(-1, kernels.shape[-1]).T.round(4).tolist()))
+        return Watched(probabilities, filters, kernels.shape[0])
 
     def _report(self, batch: int, logs: dict, epoch_end: bool) -> TrainingProgress:
         s = self.settings

@@ -33,18 +33,20 @@ def train_and_save(
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
     command: str = "",
+    watch=None,
 ) -> ModelCard:
     """Train on ``data`` and the sources ``settings`` adds, measure on its test set, save as ``name``; return the card.
 
     Nothing is written unless training completes: a cancelled or failed run
-    leaves the store as it was.
+    leaves the store as it was. ``watch``: a 28x28 image whose probabilities each epoch's
+    last report carries (see :func:`~mnist_core.training.train`).
     """
     check_name(name)
     settings.check(len(data.x_train))
     store = store if store is not None else ModelStore()
     base, base_card = store.load(settings.base_model) if settings.base_model else (None, None)
     data = with_training_sources(data, settings)
-    result = train(data, settings, progress=progress, stop=stop, base=base)
+    result = train(data, settings, progress=progress, stop=stop, base=base, watch=watch)
     card = make_card(result, data, name, command)
     if base_card is not None:
         card.base_model = BaseModel(base_card.name, base_card.keras_sha256, base_card.architecture,

@@ -6,9 +6,14 @@ arrays ready for ``st.image``, charts are Altair charts for ``st.altair_chart``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from collections.abc import Sequence
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +34,13 @@ if TYPE_CHECKING:
 # Uploads larger than this are refused before they are read; .streamlit/config.toml sets
 # server.maxUploadSize to the same number, so the server refuses them first.
 MAX_UPLOAD_MB = 200
+# Uploads are kept (in models/.uploads) only for trainings that started: a model trained on one finds its
+# test set there. At most the newest UPLOADS_KEPT, and UPLOADS_KEPT_MB in all; older ones are pruned when a
+# training starts, never one a training uses, those a model's card names as its test set last.
+UPLOADS_KEPT = 5
+UPLOADS_KEPT_MB = 1000
+UPLOAD_TEMP_PREFIX = ".tmp-upload-"
+STALE_UPLOAD_SECONDS = 60 * 60  # an upload is written in seconds: an older temporary file's writer is gone
 HIGHLIGHT = "#ff4b4b"  # Streamlit's primary colour: the top class, the errors
 MUTED = "#9aa4b2"
 SPLIT_COLOURS = {"training": MUTED, "validation": HIGHLIGHT}
@@ -195,6 +207,51 @@ def per_class_chart(per_class_error: Sequence[float], height: int = 200) -> alt.
     )
 
 
+def watched_frame(epochs: Sequence[TrainingProgress]) -> pd.DataFrame:
+    """The watched drawing's probability of each digit at each epoch's end: ``epoch`` (a label such as
+    "3", or "net 2 · 3" for an ensemble), ``order``, ``digit``, ``probability``."""
+    rows = []
+    for order, p in enumerate(e for e in epochs if e.watched is not None and e.watched.probabilities):
+        label = f"net {p.member} · {p.epoch}" if p.members > 1 else str(p.epoch)
+        rows += [(label, order, str(d), float(q)) for d, q in enumerate(p.watched.probabilities)]
+    return pd.DataFrame(rows, columns=["epoch", "order", "digit", "probability"])
+
+
+def watched_chart(frame: pd.DataFrame, height: int = 210) -> alt.Chart:
+    """Heatmap of :func:`watched_frame`: digits down, epochs across, darker for more likely."""
+    base = alt.Chart(frame).encode(
+        x=alt.X("epoch:N", title="after epoch", sort=alt.EncodingSortField("order"), axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("digit:N", title="digit"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("probability:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), legend=None),
+        tooltip=["epoch", "digit", alt.Tooltip("probability:Q", format=".1%")],
+    )
+    labels = base.mark_text(fontSize=9).encode(
+        text=alt.condition("datum.probability >= 0.1", alt.Text("probability:Q", format=".0%"), alt.value("")),
+        color=alt.condition("datum.probability > 0.6", alt.value("white"), alt.value("#31333f")),
+    )
+    return (cells + labels).properties(height=height)
+
+
+def layers_frame(layers: Sequence) -> pd.DataFrame:
+    """The network as a table: one row per layer (:class:`~mnist_core.explain.LayerView`) with its type,
+    output shape and number of weights."""
+    return pd.DataFrame({
+        "layer": [layer.name for layer in layers],
+        "type": [layer.type for layer in layers],
+        "output shape": [" × ".join(map(str, layer.output_shape)) for layer in layers],
+        "weights": [layer.parameters for layer in layers],
+    })
+
+
+def feature_map_caption(layer) -> str:
+    """What a convolution's grid of feature maps shows, in a learner's words."""
+    height, width, filters = layer.feature_maps.shape
+    return (f"{layer.name}: {filters} filters, each a {height}×{width} map of where it found its pattern "
+            "in your drawing (white: strongly)")
+
+
 # --- texts ------------------------------------------------------------------------------
 
 
@@ -340,23 +397,104 @@ def keep_upload(
 ) -> tuple[Path, MnistData]:
     """Keep an uploaded Kaggle-format CSV in ``folder`` and load it as training data.
 
-    Refuses a file over ``limit_mb`` or not named ``.csv`` before reading it;
-    the file is saved under its checksum (so models trained on it can find their
-    test set again) and checked with :func:`~mnist_core.data.load_mnist`.
-    Raises :class:`~mnist_core.data.DataError` naming ``name`` and the problem;
-    a file that fails is not kept.
+    Refuses a file over ``limit_mb`` or not named ``.csv`` before reading it.
+    The bytes are written to a temporary file of this call's own, checked with
+    :func:`~mnist_core.data.load_mnist`, and only then renamed into place under
+    their checksum (so models trained on it can find their test set again; two
+    users uploading the same file rename identical files). Raises
+    :class:`~mnist_core.data.DataError` naming ``name`` and the problem (a full
+    disk or a read-only folder included); a file that fails leaves nothing. Each
+    upload kept must be given back with :func:`release_upload`.
     """
     if len(data) > limit_mb * 1024 * 1024:
         raise DataError(f"{name}: {len(data) / 1024 / 1024:.0f} MB is over the {limit_mb} MB upload limit")
     if not name.lower().endswith(".csv"):
         raise DataError(f"{name}: not a .csv file (expected a Kaggle train.csv: label,pixel0,...,pixel783)")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(os.path.abspath(folder))
     path = folder / f"upload-{hashlib.sha256(data).hexdigest()[:16]}.csv"
-    if not path.exists():
-        path.write_bytes(data)
+    temporary = None
     try:
-        return path, load_mnist(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=UPLOAD_TEMP_PREFIX, suffix=".csv", dir=folder)
+        with os.fdopen(descriptor, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        loaded = load_mnist(temporary)
+        with _pending_lock:  # renamed and counted as pending at once: a prune never sees it unclaimed
+            os.replace(temporary, path)
+            _pending[path] += 1
     except DataError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise DataError(str(exc).replace(temporary, name)) from exc
+    except OSError as exc:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        raise DataError(f"{name}: could not store the upload in {folder}: {exc.strerror or exc}") from exc
+    return path, dataclasses.replace(loaded, source=str(path))
+
+
+# Uploads kept_upload returned and not yet released, by path: another session's may be the same file.
+_pending: Counter[Path] = Counter()
+_pending_lock = threading.Lock()
+
+
+def release_upload(path: Path, started: bool, in_use: Collection[str | os.PathLike] = ()) -> bool:
+    """Give back an upload :func:`keep_upload` returned; ``started``: a training on it started.
+
+    An upload whose training did not start is deleted, unless another session
+    holds the same file or it is ``in_use`` (the running training's data, a card's
+    test set). Returns whether it was deleted.
+    """
+    path = Path(os.path.abspath(path))
+    with _pending_lock:
+        _pending[path] -= 1
+        if _pending[path] <= 0:
+            del _pending[path]
+        if started or path in _pending or path in _absolute(in_use):
+            return False
         path.unlink(missing_ok=True)
-        raise DataError(str(exc).replace(str(path), name)) from exc
+        return True
+
+
+def prune_uploads(
+    folder: str | os.PathLike, in_use: Collection[str | os.PathLike] = (),
+    referenced: Collection[str | os.PathLike] = (), kept: int = UPLOADS_KEPT, kept_mb: float = UPLOADS_KEPT_MB,
+) -> list[Path]:
+    """Delete the oldest uploads in ``folder`` until the newest ``kept`` at most, ``kept_mb`` in all, are left.
+
+    Never deletes one ``in_use`` (the running training's data) or held by a session
+    that has not started its training yet; one that is ``referenced`` (a model's
+    card names it as its test set: "Look inside" then says the test set is not
+    reachable) only when no other can go. Temporary files older than
+    :data:`STALE_UPLOAD_SECONDS` (a server killed while writing one) go too.
+    Returns the uploads deleted.
+    """
+    folder = Path(os.path.abspath(folder))
+    protected, named = _absolute(in_use), _absolute(referenced)
+    removed = []
+    with _pending_lock:
+        try:
+            for temporary in folder.glob(f"{UPLOAD_TEMP_PREFIX}*"):
+                if time.time() - temporary.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                    temporary.unlink(missing_ok=True)
+            uploads = [(p, p.stat()) for p in folder.glob("upload-*.csv")]
+        except OSError:
+            return removed
+        uploads.sort(key=lambda upload: upload[1].st_mtime_ns)  # oldest first
+        count, total = len(uploads), sum(info.st_size for _, info in uploads)
+        deletable = [(p, info) for p, info in uploads if p not in protected and p not in _pending]
+        for p, info in [u for u in deletable if u[0] not in named] + [u for u in deletable if u[0] in named]:
+            if count <= kept and total <= kept_mb * 1024 * 1024:
+                break
+            try:
+                p.unlink()
+            except OSError:
+                continue
+            count, total = count - 1, total - info.st_size
+            removed.append(p)
+    return removed
+
+
+def _absolute(paths: Collection[str | os.PathLike]) -> set[Path]:
+    return {Path(os.path.abspath(p)) for p in paths if p}

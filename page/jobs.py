@@ -8,7 +8,10 @@ scheduling priority, so that:
 * a crash or a kill of the training cannot take the server down, and the
   store's atomic save means it cannot damage a working model either;
 * Stop is a SIGTERM, which the command line turns into a clean cancellation
-  between two batches.
+  between two batches; a training still running :data:`STOP_GRACE_SECONDS`
+  later (hung, or SIGSTOPped) is killed, and one that reports nothing for
+  :data:`SILENCE_LIMIT_SECONDS` is killed too, so a hung child never holds the
+  server's one training slot.
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from mnist_core.card import ModelCard
 from mnist_core.protocol import EXIT_CANCELLED, parse_line
@@ -28,6 +36,11 @@ from mnist_core.store import ModelStore, check_name
 from mnist_core.training import TrainingProgress
 
 NICENESS = 10  # the training's scheduling priority below the server's (the child lowers its own)
+STOP_GRACE_SECONDS = 10  # Stop waits this long for the clean stop (a batch, at most a save) before a SIGKILL
+# A training writes a progress line at least every epoch and every few seconds within one (batches of the
+# largest network take ~5 s on 2 cores); loading its data, or measuring and saving it at the end, takes at
+# most minutes. Silent for this long (any line on stdout or stderr counts), it is taken for hung and killed.
+SILENCE_LIMIT_SECONDS = 10 * 60
 
 
 class TrainingBusy(RuntimeError):
@@ -42,6 +55,7 @@ class TrainingStatus:
     name: str = ""
     settings: TrainingSettings | None = None
     owner: str = ""  # who started it (a session id), so the page can tell "yours" from "another user's"
+    data: str = ""  # the data file it trains on ("" for the configured MNIST), which must not be deleted meanwhile
     progress: TrainingProgress | None = None
     epochs: tuple[TrainingProgress, ...] = ()  # every epoch-end report so far
     card: ModelCard | None = None
@@ -61,6 +75,9 @@ class _Job:
     log: list[str] = field(default_factory=list)
     stop_requested: bool = False
     stderr_reader: threading.Thread | None = None
+    watch_file: str | None = None  # the watched drawing, a temporary PNG removed when the run ends
+    last_heard: float = field(default_factory=time.monotonic)  # when it last wrote a line
+    killed_because: str = ""  # why the runner killed it, if it did
 
 
 class TrainingRunner:
@@ -71,15 +88,20 @@ class TrainingRunner:
         self._lock = threading.Lock()
         self._job: _Job | None = None
         self._last = TrainingStatus()
+        self.stop_grace = STOP_GRACE_SECONDS
+        self.silence_limit = SILENCE_LIMIT_SECONDS
 
     def status(self) -> TrainingStatus:
         with self._lock:
             return self._job.status if self._job is not None else self._last
 
-    def start(self, settings: TrainingSettings, name: str, data: str | os.PathLike | None, owner: str = "") -> None:
+    def start(self, settings: TrainingSettings, name: str, data: str | os.PathLike | None, owner: str = "",
+              watch: np.ndarray | None = None) -> None:
         """Start training ``settings`` on ``data`` (a path, or None for the configured MNIST) as model ``name``.
 
-        Raises :class:`TrainingBusy` if a run is in progress, ValueError for bad settings or name.
+        ``watch``: a 28x28 uint8 drawing the training reads at every epoch's end (its probabilities arrive
+        with the epoch's report, :class:`~mnist_core.training.Watched`). Raises :class:`TrainingBusy` if a
+        run is in progress, ValueError for bad settings or name.
         """
         settings.check()
         check_name(name)
@@ -91,18 +113,23 @@ class TrainingRunner:
         with self._lock:
             if self._job is not None:
                 raise TrainingBusy(_busy_message(self._job.status))
-            process = subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            status = TrainingStatus(state="starting", name=name, settings=settings, owner=owner, started=time.time())
-            self._job = _Job(process, status)
+            watch_file = _watch_file(watch) if watch is not None else None
+            if watch_file is not None:
+                command += ["--watch-image", watch_file]
+            try:
+                process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            except OSError:
+                if watch_file is not None:
+                    Path(watch_file).unlink(missing_ok=True)
+                raise
+            status = TrainingStatus(state="starting", name=name, settings=settings, owner=owner, started=time.time(),
+                                    data=str(data) if data is not None else "")
+            self._job = _Job(process, status, watch_file=watch_file)
         job = self._job
         job.stderr_reader = threading.Thread(target=self._collect_stderr, args=(job,), daemon=True)
         job.stderr_reader.start()
         threading.Thread(target=self._watch, args=(job,), daemon=True, name=f"watch-{name}").start()
+        threading.Thread(target=self._kill_when_silent, args=(job,), daemon=True, name=f"silence-{name}").start()
 
     def stop(self) -> bool:
         """Ask the running training to stop after its current batch; False if none is running."""
@@ -111,7 +138,11 @@ class TrainingRunner:
         if job is None or job.process.poll() is not None:
             return False
         job.stop_requested = True
-        job.process.send_signal(signal.SIGTERM)
+        job.process.send_signal(signal.SIGTERM)  # a stopped (SIGSTOP) process gets it only when continued
+        grace = self.stop_grace
+        timer = threading.Timer(grace, self._kill, args=(job, f"it had not stopped {_duration(grace)} after Stop"))
+        timer.daemon = True
+        timer.start()
         return True
 
     def wait(self, timeout: float | None = None) -> TrainingStatus:
@@ -129,9 +160,21 @@ class TrainingRunner:
         with self._lock:
             job.status = replace(job.status, **changes)
 
+    def _kill(self, job: _Job, why: str) -> None:
+        if job.process.poll() is None:
+            job.killed_because = why
+            job.process.kill()  # SIGKILL ends a stopped process too
+
+    def _kill_when_silent(self, job: _Job) -> None:
+        while job.process.poll() is None:
+            time.sleep(min(5.0, self.silence_limit / 4))
+            if time.monotonic() - job.last_heard > self.silence_limit:
+                self._kill(job, f"it had reported nothing for {_duration(self.silence_limit)} (hung)")
+
     def _watch(self, job: _Job) -> None:
         card = None
         for line in job.process.stdout:
+            job.last_heard = time.monotonic()
             event = parse_line(line)
             if event is None:
                 continue
@@ -142,12 +185,22 @@ class TrainingRunner:
             elif event.kind == "saved":
                 card = event.card
         code = job.process.wait()
+        if job.watch_file is not None:
+            Path(job.watch_file).unlink(missing_ok=True)
         job.stderr_reader.join()  # it ends at the stream's end: the log then holds the last error
         if code == 0 and card is not None:
             final = dict(state="done", card=card)
         elif code == EXIT_CANCELLED or (job.stop_requested and code == -signal.SIGTERM):
             # -SIGTERM: stopped before the command line had set up its clean stop (while importing or loading data)
             final = dict(state="cancelled", error="stopped on request; the previous models are unchanged")
+        elif job.stop_requested and job.killed_because:
+            final = dict(state="cancelled", error=f"stopped on request: {job.killed_because}, so it was killed; "
+                                                  "the previous models are unchanged")
+            self.store.remove_stale_temporaries(job.status.name)  # killed, perhaps while saving
+        elif job.killed_because:
+            final = dict(state="failed", error=f"{job.killed_because}, so it was killed; the previous models are "
+                                               "unchanged")
+            self.store.remove_stale_temporaries(job.status.name)
         else:
             final = dict(state="failed", error=_last_error(job.log) or f"training exited with status {code}")
             # A process killed while saving leaves its temporary files (the store never lists them), or,
@@ -160,8 +213,21 @@ class TrainingRunner:
 
     def _collect_stderr(self, job: _Job) -> None:
         for line in job.process.stderr:
+            job.last_heard = time.monotonic()
             job.log.append(line.rstrip("\n"))
             del job.log[:-50]
+
+
+def _watch_file(image: np.ndarray) -> str:
+    """``image`` written to a temporary PNG for the child's ``--watch-image``."""
+    descriptor, path = tempfile.mkstemp(prefix="mnist-watch-", suffix=".png")
+    with os.fdopen(descriptor, "wb") as file:
+        Image.fromarray(np.asarray(image, np.uint8)).save(file, format="PNG")
+    return path
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def _last_error(log: list[str]) -> str:

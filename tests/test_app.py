@@ -7,13 +7,17 @@ canvas is blank and uploads are checked through the function the page calls.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
+from test_preprocessing import png_bytes
 
 from mnist_core.data import DataError
 from mnist_core.settings import MAX_EPOCHS, PRESETS
@@ -252,3 +256,84 @@ def test_a_malformed_upload_is_refused_naming_the_file_and_the_problem(mnist, tm
     data = ("\n".join([header, *rows]) + "\n").encode()
     with pytest.raises(DataError, match=r"^kaggle\.csv: row 7 has 784 fields, expected 785 \(too few\)$"):
         display.keep_upload("kaggle.csv", data, tmp_path)
+
+
+# --- hostile input from the browser and the store ----------------------------------------------
+
+
+def canvas_value(png: bytes | str) -> dict:
+    """What the canvas component sends: its drawing as a PNG data URL (a client may send any)."""
+    url = png if isinstance(png, str) else "data:image/png;base64," + base64.b64encode(png).decode()
+    return {"drawing": {"raw": {"objects": []}, "data": url}}
+
+
+def drawn(at: AppTest, png: bytes | str) -> AppTest:
+    at.session_state["canvas"] = canvas_value(png)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4], ids=["screen", "retina", "4x"])
+def test_a_drawing_sent_by_the_canvas_is_read_as_before(app_store, handwriting_dir, monkeypatch, scale):
+    """The page decodes the canvas' PNG itself now; a drawing at any device pixel ratio up to 4 is predicted."""
+    from mnist_core.handwriting import load_pendigits, render_pen_digit
+
+    digit = load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")[0]
+    buffer = io.BytesIO()
+    Image.fromarray(render_pen_digit(digit, canvas_size=300 * scale, stroke_width=20 * scale)).save(buffer, "PNG")
+    at = drawn(run_app(app_store, monkeypatch), buffer.getvalue())
+    draw = at.tabs[0]
+    assert [m.label for m in draw.metric] == ["Prediction"] and not draw.warning
+    assert draw.metric[0].value == str(digit.label)
+
+
+@pytest.mark.parametrize(
+    ("png", "message"),
+    [
+        (png_bytes(5000, 5000), "the canvas' image: PNG of 5000x5000 pixels, larger than the 1200x1200 accepted"),
+        (png_bytes(1201, 300), "the canvas' image: PNG of 1201x300 pixels, larger than the 1200x1200 accepted"),
+        (b"GIF89a" + bytes(100), "the canvas' image: not a PNG image"),
+        ("not a data URL", "the canvas sent something that is not a PNG data URL"),
+        ("data:image/png;base64,@@@", "the canvas' image: not a PNG image (0 bytes"),  # base64 skips what is not
+    ],
+    ids=["huge", "too-wide", "not-png", "not-a-data-url", "not-base64"],
+)
+def test_a_canvas_image_larger_than_the_canvas_is_refused_before_decoding(app_store, monkeypatch, png, message):
+    at = drawn(run_app(app_store, monkeypatch), png)
+    draw = at.tabs[0]
+    assert any(display.escape_markdown(message) in w for w in texts(draw.warning)), texts(draw.warning)
+    assert "Prediction" not in [m.label for m in draw.metric]
+    assert any("Draw a digit" in i for i in texts(draw.info))
+
+
+def test_markdown_in_a_card_is_shown_as_plain_text(app_store, tmp_path, monkeypatch):
+    store = tmp_path / "models"
+    copy_model(app_store, "default", store, "default")
+    card = card_of(store, "default")
+    card["architecture"] = "**bold** [a link](https://example.com) :red[red] `code`"
+    (store / "default.json").write_text(json.dumps(card))
+    inside = run_app(store, monkeypatch).tabs[1]
+    metrics = {m.label: m.value for m in inside.metric}
+    assert metrics["Architecture"] == display.escape_markdown(card["architecture"])
+    assert display.escape_markdown(card["architecture"]) in " ".join(texts(inside.markdown))
+
+
+def test_a_model_of_the_wrong_shape_is_listed_as_broken(app_store, tmp_path, monkeypatch):
+    """Before, it was listed as usable and raised at every stroke."""
+    import keras
+
+    from mnist_core.store import file_sha256
+
+    store = tmp_path / "models"
+    copy_model(app_store, "default", store, "good")
+    inputs = keras.Input((32, 32, 1))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(store / "default.keras")
+    card = card_of(app_store, "default")
+    card["keras_sha256"] = file_sha256(store / "default.keras")
+    (store / "default.json").write_text(json.dumps(card))
+    at = run_app(store, monkeypatch)
+    assert at.sidebar.selectbox(key="model").value == "good"
+    warnings = " ".join(texts(at.sidebar.warning))
+    assert "`default` is broken" in warnings
+    assert display.escape_markdown("takes inputs of shape (None, 32, 32, 1)") in warnings

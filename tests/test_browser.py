@@ -157,6 +157,31 @@ def test_a_thick_pen_on_a_small_digit_gets_a_hint(page, pen_digits):
     expect(page.get_by_text("Strokes too thick for a digit this small")).to_have_count(0)
 
 
+def test_why_shows_what_drove_the_answer_and_follows_the_drawing(page, pen_digits, capsys):
+    first, second = driver.choose_digits(pen_digits, 1)[2], driver.choose_digits(pen_digits, 1)[6]
+    driver.draw_digit(page, first)
+    read, _ = driver.read_prediction(page)
+    page.get_by_text("Why? Show what the network looked at").click()
+    heat_map = page.locator('img[alt^="Heat map of the ink that made the network read"]')
+    # The first explanation of a model traces its graph (~1-3 s)
+    expect(heat_map).to_have_attribute("alt", f"Heat map of the ink that made the network read {read}",
+                                       timeout=30_000)
+    expect(page.locator('img[alt^="Heat map of the ink that spoke for"]')).to_be_visible()
+    page.get_by_text("What each layer sees").click()
+    expect(page.locator('img[alt*="feature maps of layer"]').first).to_be_visible()
+    page.get_by_text("The network, layer by layer").click()
+    expect(page.get_by_text(re.compile(r"how many weights it learned; [\d,]+ in all"))).to_be_visible()
+    latencies = []
+    for digit in (second, first):  # it follows the drawing, and the answer still comes first
+        driver.clear(page)
+        driver.draw_digit(page, digit)
+        read, ms = driver.read_prediction(page)
+        latencies.append(round(ms))
+        expect(heat_map).to_have_attribute("alt", f"Heat map of the ink that made the network read {read}")
+    with capsys.disabled():
+        print(f"\n[browser] mouse-up to prediction with Why? on (ms): {latencies}")
+
+
 # --- training and uploading from the sidebar ------------------------------------------------------------------
 
 
@@ -165,6 +190,8 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
     alice = driver.open_page(chromium, server.url)
     bob = driver.open_page(chromium, server.url)
     try:
+        driver.draw_digit(alice, driver.choose_digits(pen_digits, 1)[3])  # the drawing her training watches
+        driver.read_prediction(alice)
         alice.get_by_label("Name of the new model", exact=True).fill("tiny-browser")
         # Long enough (~10 s here) that Bob surely draws while it runs, short enough to wait for.
         alice.get_by_label("Epochs", exact=True).fill(str(TRAINING_EPOCHS))
@@ -173,6 +200,8 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         expect(alice.get_by_text(re.compile(rf"Epoch \d+/{TRAINING_EPOCHS} · batch \d+/\d+ · .* left"))).to_be_visible(
             timeout=60_000)
 
+        expect(alice.get_by_text("as the network reads it after each epoch")).to_be_visible(timeout=60_000)
+        expect(alice.locator('img[alt="The first convolution layer\'s filters as small pictures"]')).to_be_visible()
         bob.get_by_label("Name of the new model", exact=True).fill("bobs-model")
         sidebar_button(bob, "Train").click()
         expect(bob.get_by_text("A training is already running on this server: 'tiny-browser'")).to_be_visible()

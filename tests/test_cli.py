@@ -171,6 +171,17 @@ def test_predict_refuses_an_empty_file(trained_store, tmp_path):
     assert result.returncode == 1 and "empty.png" in error_line(result) and "empty" in error_line(result)
 
 
+def test_predict_says_a_directory_or_fifo_is_not_an_image_file(trained_store, tmp_path):
+    (tmp_path / "drawings").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")
+    result = cli("predict", "--model", "small", str(tmp_path / "drawings"), str(tmp_path / "pipe.png"),
+                 models=trained_store.directory, timeout=120)  # a FIFO opened for reading would wait forever
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(errors) == 2, result.stderr
+    assert errors[0].endswith("drawings: is a directory, expected an image file (PNG, JPEG, ...)")
+    assert errors[1].endswith("pipe.png: is not a regular file (a FIFO, socket or device), expected an image file")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -225,3 +236,60 @@ def test_models_lists_broken_models_with_the_reason(trained_store, tmp_path):
     assert result.returncode == 0
     assert "ok " in result.stdout and "broken" in result.stdout and "BROKEN: broken.json (its card) is missing" \
         in result.stdout
+
+
+def test_explain_gives_the_models_input_saliency_and_layers(trained_store, pen_drawings, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    paths = [str(p) for p in pen_drawings[:3]]
+    result = cli("explain", "--model", "small", "--json", paths[0], str(text), *paths[1:],
+                 models=trained_store.directory)
+    assert result.returncode == 1 and "notes.png" in error_line(result)  # the bad file named, the others explained
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    predicted = [json.loads(line) for line in cli("predict", "--model", "small", "--json", *paths,
+                                                  models=trained_store.directory).stdout.splitlines()]
+    assert [line["path"] for line in lines] == paths
+    for line, prediction in zip(lines, predicted, strict=True):
+        assert line["digit"] == prediction["digit"] and line["runner_up"] != line["digit"]
+        image, saliency = np.array(line["image"]), np.array(line["saliency"])
+        assert image.shape == saliency.shape == (28, 28) and image.dtype.kind == "i" and image.max() > 200
+        assert (saliency >= 0).all() and saliency.max() > 0 and saliency[image == 0].max() == 0
+        assert [(layer["type"], layer["output_shape"]) for layer in line["layers"]][:2] == [
+            ("Conv2D", [24, 24, 32]), ("MaxPooling2D", [12, 12, 32])]
+        assert all(layer["name"] for layer in line["layers"])
+        assert line["layers"][-1]["type"] == "Dense" and line["layers"][-1]["output_shape"] == [10]
+
+
+def test_explain_draws_a_picture_of_each_image(trained_store, pen_drawings, tmp_path):
+    one = cli("explain", "--model", "small", "--out", str(tmp_path / "why.png"), str(pen_drawings[0]),
+              models=trained_store.directory)
+    assert one.returncode == 0, one.stderr
+    assert f"picture: {tmp_path / 'why.png'}" in one.stdout
+    picture = Image.open(tmp_path / "why.png")
+    assert picture.width >= 3 * 28 * 6 and picture.height > 28 * 6  # the input, two heat maps, the feature maps
+    many = cli("explain", "--model", "small", "--out", str(tmp_path / "pictures"), *map(str, pen_drawings[:2]),
+               models=trained_store.directory)
+    assert many.returncode == 0, many.stderr
+    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == sorted(
+        p.with_suffix(".png").name for p in pen_drawings[:2])
+    refused = cli("explain", "--model", "small", "--out", str(tmp_path / "x.png"), *map(str, pen_drawings[:2]),
+                  models=trained_store.directory)
+    assert refused.returncode == 1 and "give a folder" in error_line(refused)
+
+
+@pytest.mark.slow
+def test_train_watches_a_drawing_at_every_epoch(small_mnist_npz, pen_drawings, tmp_path):
+    from mnist_core.protocol import parse_line
+
+    result = cli("train", "--arch", "simple", "--epochs", "2", "--data", str(small_mnist_npz), "--name", "watched",
+                 "--watch-image", str(pen_drawings[3]), "--progress-jsonl", models=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = [parse_line(line) for line in result.stdout.splitlines()]
+    epochs = [e.progress for e in events if e is not None and e.kind == "progress" and e.progress.epoch_end]
+    assert [p.epoch for p in epochs] == [1, 2]
+    for p in epochs:
+        assert len(p.watched.probabilities) == 10 and sum(p.watched.probabilities) == pytest.approx(1, abs=1e-3)
+        assert p.watched.kernels().shape == (5, 5, 1, 32)  # the simple CNN's first layer
+    assert epochs[0].watched.kernels().tolist() != epochs[1].watched.kernels().tolist()  # they learn
+    label = int(pen_drawings[3].stem.split("-")[1])
+    assert int(np.argmax(epochs[-1].watched.probabilities)) == label

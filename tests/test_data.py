@@ -799,6 +799,45 @@ def test_a_large_valid_csv_is_read_within_the_documented_memory_bound(tmp_path, 
     assert growth <= data_mod.CSV_MEMORY_FACTOR * path.stat().st_size, f"{growth / 2**20:.0f} MB"
 
 
+MEASURE_CSV_COST = """
+import resource, sys
+import pandas
+from mnist_core.data import DataError, load_kaggle_csv
+before = resource.getrusage(resource.RUSAGE_SELF)
+try:
+    message = f"{len(load_kaggle_csv(sys.argv[1])[0])} rows"
+except DataError as exc:
+    message = str(exc)
+after = resource.getrusage(resource.RUSAGE_SELF)
+cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+print((after.ru_maxrss - before.ru_maxrss) * 1024, cpu, message)
+"""
+
+
+@pytest.mark.parametrize(
+    ("content", "outcome"),
+    [
+        (lambda head, row: head + row + b"\n" * (100 << 20), "1 rows"),  # 100 MB of blank lines: ~26 s before
+        (lambda head, row: b"," * (60 << 20), r"header has 62914561 columns, expected 785"),  # 1 GB before
+        (lambda head, row: head + b"," * (60 << 20), r"row 2 has 62914561 fields, expected 785 \(too many\)"),
+        (lambda head, row: b"a" * (60 << 20), r"first line is 62,914,560 bytes, longer than a header"),
+    ],
+    ids=["newlines", "commas-header", "commas-row", "long-header"],
+)
+def test_a_hostile_csv_costs_at_most_seconds_and_the_memory_bound(tmp_path, content, outcome):
+    """Read in a child process, which measures its own CPU time and peak memory growth."""
+    header = ",".join(["label", *PIXEL_COLUMNS]).encode() + b"\n"
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(content(header, b"7," + b",".join([b"0"] * 784) + b"\n"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", MEASURE_CSV_COST, str(path)], capture_output=True, text=True,
+                         env=env, check=True, timeout=120).stdout.split(maxsplit=2)
+    growth, cpu, message = int(out[0]), float(out[1]), out[2]
+    assert re.search(outcome, message), message
+    assert cpu < 5, f"{cpu:.1f} s of CPU"
+    assert growth <= data_mod.CSV_MEMORY_FACTOR * path.stat().st_size, f"{growth / 2**20:.0f} MB"
+
+
 # --- with_extra_training ---------------------------------------------------------------------------
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
+from test_store import small_filesystem, unwritable
 
 from mnist_core.card import ModelCard
 from mnist_core.data import DataError
@@ -248,3 +252,83 @@ def test_check_upload_refuses_large_or_non_csv_files_before_reading_them(tmp_pat
     with pytest.raises(DataError, match=r"digits\.txt: not a \.csv file"):
         display.keep_upload("digits.txt", b"label\n", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_on_a_full_disk_leaves_nothing_and_says_so(mnist, tmp_path):
+    """On a real tmpfs smaller than the upload: before, a truncated file stayed and a later upload used it."""
+    data = kaggle_csv(mnist.x_train[:400], mnist.y_train[:400])  # ~700 KB
+    with small_filesystem(tmp_path / "disk", 256 * 1024) as disk:
+        folder = disk / "uploads"
+        for _ in range(2):  # the second time finds nothing half-written to take for the file
+            with pytest.raises(DataError, match=rf"^train\.csv: could not store the upload in {folder}: "
+                                                r"No space left on device$"):
+                display.keep_upload("train.csv", data, folder)
+            assert list(folder.iterdir()) == []
+        small = kaggle_csv(mnist.x_train[:60], mnist.y_train[:60])
+        path, loaded = display.keep_upload("small.csv", small, folder)  # what fits is kept, whole
+        assert path.read_bytes() == small and len(loaded.x_train) + len(loaded.x_test) == 60
+        assert [p.name for p in folder.iterdir()] == [path.name]
+
+
+def test_an_upload_to_a_read_only_folder_leaves_nothing_and_says_so(mnist, tmp_path):
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    refused = rf"^train\.csv: could not store the upload in {folder}: (Permission denied|Operation not permitted)$"
+    with unwritable(folder), pytest.raises(DataError, match=refused):
+        display.keep_upload("train.csv", kaggle_csv(mnist.x_train[:30], mnist.y_train[:30]), folder)
+    assert list(folder.iterdir()) == []
+
+
+def test_two_users_uploading_the_same_file_at_once_each_read_it_whole(mnist, tmp_path):
+    """Each writes and checks a file of its own, then renames it over the other's identical one."""
+    data = kaggle_csv(mnist.x_train[:2400], mnist.y_train[:2400])  # ~4 MB: a write takes a while
+    start, results, errors = threading.Barrier(4), [], []
+
+    def upload():
+        start.wait()
+        try:
+            results.append(display.keep_upload("train.csv", data, tmp_path))
+        except DataError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(results) == 4
+    assert {path for path, _ in results} == {tmp_path / f"upload-{hashlib.sha256(data).hexdigest()[:16]}.csv"}
+    assert all(len(loaded.x_train) == 2000 for _, loaded in results)
+    path = results[0][0]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name] and path.read_bytes() == data
+    # Three trainings are refused (busy, too small): the file stays while another user still holds it ...
+    assert [display.release_upload(path, started=False) for _ in range(3)] == [False, False, False]
+    assert path.exists()
+    assert not display.release_upload(path, started=False, in_use=[str(path)])  # ... or a training uses it
+    display.keep_upload("train.csv", data, tmp_path)
+    assert display.release_upload(path, started=False) and list(tmp_path.iterdir()) == []  # then it goes
+
+
+def test_uploads_are_pruned_oldest_first_sparing_what_is_in_use(mnist, tmp_path):
+    uploads = []
+    for i in range(7):  # seven distinct real CSVs, oldest first
+        path, _ = display.keep_upload(f"{i}.csv", kaggle_csv(mnist.x_train[i:i + 12], mnist.y_train[i:i + 12]),
+                                      tmp_path)
+        display.release_upload(path, started=True)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+        uploads.append(path)
+    held, _ = display.keep_upload("held.csv", kaggle_csv(mnist.x_train[:13], mnist.y_train[:13]), tmp_path)
+    os.utime(held, (1, 1))  # the oldest of all, but its user has not started (or been refused) yet
+    stale = tmp_path / f"{display.UPLOAD_TEMP_PREFIX}killed.csv"
+    stale.write_bytes(b"half an upload")
+    os.utime(stale, (1, 1))
+    writing = tmp_path / f"{display.UPLOAD_TEMP_PREFIX}writing.csv"  # another upload being written now
+    writing.write_bytes(b"half an upload")
+    running, tested = uploads[0], uploads[1]  # a training is using one; a model's card names another
+    removed = display.prune_uploads(tmp_path, in_use=[str(running)], referenced=[str(tested)], kept=6)
+    assert removed == uploads[2:4]  # 8 uploads, 6 kept: the oldest two free ones
+    assert sorted(tmp_path.iterdir()) == sorted([held, writing, running, tested, *uploads[4:]])
+    assert display.prune_uploads(tmp_path, in_use=[str(running)], referenced=[str(tested)], kept_mb=0) == [
+        *uploads[4:], tested]  # over the size cap: a card's test set goes last, but it goes
+    assert sorted(tmp_path.iterdir()) == sorted([held, writing, running])
+    display.release_upload(held, started=False)

@@ -141,3 +141,41 @@ def test_training_runs_at_lower_priority(store, small_mnist_npz):
         runner.stop()
         runner.wait(120)
     assert np.isfinite(runner.status().finished)
+
+
+def test_stop_kills_a_hung_training_after_the_grace_period(store, small_mnist_npz, pen_canvas):
+    """A SIGSTOPped child never sees Stop's SIGTERM: before, it held the server's training slot for ever."""
+    before = (store.directory / "default.keras").read_bytes()
+    runner = TrainingRunner(store)
+    runner.stop_grace = 3  # 10 s on the page
+    runner.start(LONG, "hung", small_mnist_npz)
+    wait_for(lambda: runner.status().progress is not None)
+    process = runner._job.process
+    os.kill(process.pid, signal.SIGSTOP)
+    assert runner.stop()
+    status = runner.wait(30)
+    assert status.state == "cancelled", status
+    assert status.error == ("stopped on request: it had not stopped 3 s after Stop, so it was killed; "
+                            "the previous models are unchanged")
+    assert process.poll() == -signal.SIGKILL and not runner.status().running
+    assert_default_intact(store, before, pen_canvas)
+    assert sorted(p.name for p in store.directory.iterdir()) == ["default.json", "default.keras", "default.tflite"]
+
+
+def test_a_training_that_reports_nothing_for_too_long_is_ended(store, small_mnist_npz):
+    runner = TrainingRunner(store)
+    runner.silence_limit = 4  # 10 min on the page
+    runner.start(LONG, "silent", small_mnist_npz)
+    wait_for(lambda: runner.status().progress is not None)
+    process = runner._job.process
+    os.kill(process.pid, signal.SIGSTOP)
+    status = runner.wait(30)
+    assert status.state == "failed", status
+    assert status.error == ("it had reported nothing for 4 s (hung), so it was killed; the previous models are "
+                            "unchanged")
+    assert process.poll() == -signal.SIGKILL
+    with pytest.raises(TrainingBusy):  # the slot is free again: a new training starts (and is refused a second)
+        runner.start(LONG, "next", small_mnist_npz)
+        runner.start(SHORT, "again", small_mnist_npz)
+    runner.stop()
+    assert runner.wait(120).state == "cancelled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -28,7 +29,9 @@ from mnist_core.preprocessing import (
     WORK_SIZE,
     ImageError,
     Preprocessed,
+    png_size,
     read_image,
+    read_png,
     stroke_width,
     to_mnist,
 )
@@ -381,6 +384,62 @@ def test_read_image_pixel_limit_is_a_parameter(tmp_path):
     assert read_image(path).shape == (200, 300)
     with pytest.raises(ImageError, match="more than the 50,000 accepted"):
         read_image(path, max_pixels=50_000)
+
+
+def ztxt_bomb_png() -> bytes:
+    """A 10x10 PNG with a compressed text chunk (zTXt) that inflates to 50 MB: 51 KB on disk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    buffer = io.BytesIO()
+    Image.new("L", (10, 10)).save(buffer, "PNG")
+    plain = buffer.getvalue()
+    bomb = chunk(b"zTXt", b"comment\0\0" + zlib.compress(b"\0" * (50 << 20), 9))
+    return plain[:33] + bomb + plain[33:]  # after the signature and IHDR (8 + 25 bytes)
+
+
+def test_read_image_names_the_file_of_a_text_chunk_bomb(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(ztxt_bomb_png())
+    with pytest.raises(ImageError, match=r"bomb\.png: refused by Pillow's limits on image files \(Decompressed data"):
+        read_image(path)
+    with pytest.raises(ImageError, match=r"^canvas: refused by Pillow's limits"):
+        read_png(path.read_bytes(), max_width=100, max_height=100, name="canvas")
+
+
+def test_read_image_says_a_directory_or_fifo_is_not_an_image_file(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ImageError, match=r"folder\.png: is a directory, expected an image file"):
+        read_image(tmp_path / "folder.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ImageError, match=r"pipe\.png: is not a regular file \(a FIFO, socket or device\)"):
+        read_image(tmp_path / "pipe.png")  # and returns at once: a FIFO is never opened
+
+
+def test_read_png_gives_what_the_canvas_component_decoded(pen_digits):
+    """The page decodes the canvas' PNG itself now: the same RGBA array as streamlit-drawable-canvas' image_data."""
+    buffer = io.BytesIO()
+    Image.fromarray(render_pen_digit(pen_digits[0], canvas_size=300)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert png_size(data) == (300, 300)
+    decoded = read_png(data, max_width=1200, max_height=1200, name="canvas")
+    assert decoded.shape == (300, 300, 4) and np.array_equal(decoded, np.asarray(Image.open(io.BytesIO(data))))
+
+
+@pytest.mark.parametrize("width, height", [(1201, 300), (300, 1201), (5000, 5000)])
+def test_read_png_refuses_an_image_larger_than_its_bound_from_the_header(width, height):
+    data = png_bytes(width, height)
+    assert png_size(data) == (width, height)
+    with pytest.raises(ImageError, match=rf"^canvas: PNG of {width}x{height} pixels, larger than the 1200x1200 "
+                                         "accepted; not decoded$"):
+        read_png(data, max_width=1200, max_height=1200, name="canvas")
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a" + b"\0" * 30, b"\x89PNG\r\n\x1a\n" + b"\0" * 4 + b"IEND" + b"\0" * 8])
+def test_read_png_refuses_bytes_that_are_not_a_png(data):
+    with pytest.raises(ImageError, match=r"^canvas: not a PNG image"):
+        read_png(data, max_width=1200, max_height=1200, name="canvas")
 
 
 # --- MNIST ---------------------------------------------------------------------------

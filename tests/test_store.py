@@ -3,10 +3,12 @@
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -14,11 +16,12 @@ import numpy as np
 import pytest
 from test_litert import one_at_a_time
 
+from mnist_core import store as store_module
 from mnist_core.architectures import as_model_input, build
 from mnist_core.card import ModelCard
 from mnist_core.litert import LiteRTModel, to_litert
 from mnist_core.predictor import Predictor
-from mnist_core.store import ModelStore, ModelStoreError, check_name
+from mnist_core.store import ModelStore, ModelStoreError, check_name, file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -309,3 +312,141 @@ def test_a_save_killed_midway_leaves_the_previous_model_loadable(trained_store, 
             assert_litert_copy_computes(store, "victim", np.zeros((1, 28, 28), np.uint8))
     store.remove_stale_temporaries()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.json", "victim.keras", "victim.tflite"]
+
+
+# --- hostile or outsized model files ---------------------------------------------------------------
+
+
+def rezip(path: Path, extra: dict[str, bytes] | None = None, pad_config: int = 0) -> None:
+    """Rewrite the ``.keras`` zip at ``path``: ``config.json`` padded with ``pad_config`` spaces, ``extra`` members
+    added (deflated: a few hundred KB on disk however large they unpack)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    members["config.json"] += b" " * pad_config  # still valid JSON: Keras would read and parse it all
+    members.update(extra or {})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def card_matching_its_file(store: ModelStore, name: str) -> None:
+    """Record the ``.keras`` file's checksum on its card, so that nothing but the file's content is at fault."""
+    card = json.loads(store.files(name).card.read_text())
+    card["keras_sha256"] = file_sha256(store.files(name).keras)
+    store.files(name).card.write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (dict(pad_config=6 * 2**20), r"padded.keras: its config.json is 6 MB, more than the 5 MB a model's "
+                                     r"configuration may be \(not loaded\)"),
+        (dict(extra={"assets/big.bin": bytes(250 * 2**20)}), r"padded.keras unpacks to 252 MB, more than the "
+                                                             r"200 MB a model may be \(not loaded\)"),
+    ],
+    ids=["padded-config", "large-assets"],
+)
+def test_a_model_file_that_unpacks_too_large_is_broken_before_keras_sees_it(trained_store, tmp_path, damage,
+                                                                            problem):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "padded")
+    rezip(store.files("padded").keras, **damage)
+    card_matching_its_file(store, "padded")
+    assert store.files("padded").keras.stat().st_size < 10 * 2**20
+    entry = store.inspect("padded")
+    assert not entry.ok and re.fullmatch(problem, entry.problem), entry.problem
+    with pytest.raises(ModelStoreError, match=f"model 'padded' cannot be used: {problem}"):
+        store.load("padded")
+
+
+def test_a_huge_model_file_is_listed_as_broken_without_being_read(trained_store, tmp_path):
+    """An 8 GB sparse file: hashing it at each listing took 33 s."""
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "huge")
+    with open(store.files("huge").keras, "r+b") as f:
+        f.truncate(8 * 2**30)
+    started = time.perf_counter()
+    entry = store.list()[0]
+    assert time.perf_counter() - started < 1
+    assert entry.problem == "huge.keras is 8,192 MB, more than the 200 MB a model file may be (not read)"
+    with pytest.raises(ModelStoreError, match="'huge' cannot be used: huge.keras is 8,192 MB"):
+        store.load("huge")
+
+
+def test_a_model_files_checksum_is_computed_once_until_the_file_changes(trained_store, tmp_path, monkeypatch):
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "kept")
+    hashed = []
+    real_hash = store_module._hash_file
+    monkeypatch.setattr(store_module, "_hash_file", lambda path: hashed.append(path) or real_hash(path))
+    for _ in range(3):
+        assert store.list()[0].ok
+    assert hashed == [store.files("kept").keras]
+    keras_path = store.files("kept").keras
+    before = keras_path.stat()
+    with open(keras_path, "r+b") as f:  # one byte changed, size and modification time put back
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(keras_path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "checksum differs" in store.inspect("kept").problem  # the ctime changed: hashed again
+    assert len(hashed) == 2
+
+
+@pytest.mark.parametrize(
+    ("shape", "outputs"),
+    [((32, 32, 1), 10), ((28, 28), 10), ((28, 28, 1), 5)],
+    ids=["32x32-input", "no-channel", "five-outputs"],
+)
+def test_a_model_of_the_wrong_shape_is_refused_when_loaded(tmp_path, shape, outputs):
+    inputs = keras.Input(shape)
+    model = keras.Model(inputs, keras.layers.Dense(outputs, activation="softmax")(keras.layers.Flatten()(inputs)))
+    store = ModelStore(tmp_path)
+    model.save(store.files("odd").keras)  # not through the store, whose LiteRT conversion would fail on it
+    card = ModelCard.from_dict({"name": "odd", "architecture": "simple", "parameters": 1})
+    card.keras_sha256 = file_sha256(store.files("odd").keras)
+    store.files("odd").card.write_text(json.dumps(card.to_dict()))
+    assert store.inspect("odd").ok  # nothing is wrong with the files: only loading can tell
+    expected = (rf"model 'odd' in .*odd.keras takes inputs of shape \(None, {', '.join(map(str, shape))}\) and "
+                rf"gives outputs of shape \(None, {outputs}\); a digit model takes \(None, 28, 28, 1\)")
+    with pytest.raises(ModelStoreError, match=expected):
+        store.load("odd")
+
+
+def test_every_architecture_and_an_ensemble_has_the_shapes_a_digit_model_needs(trained_store):
+    from mnist_core.architectures import ARCHITECTURES, ensemble
+
+    for name in ARCHITECTURES:
+        model = build(name)
+        assert (model.input_shape, model.output_shape) == (store_module.INPUT_SHAPE, store_module.OUTPUT_SHAPE)
+    pair = ensemble([build("baseline"), build("baseline")])
+    assert (pair.input_shape, pair.output_shape) == (store_module.INPUT_SHAPE, store_module.OUTPUT_SHAPE)
+    trained_store.load("small")
+
+
+@pytest.mark.slow
+def test_a_killed_saves_temporary_files_are_removed_by_a_later_listing_once_stale(trained_store, tmp_path):
+    """As after a command-line training killed while saving: no page runner cleans up after it."""
+    store = ModelStore(tmp_path)
+    copy_model(trained_store, "small", store, "victim")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(trained_store.directory), str(tmp_path)],
+                             stdout=subprocess.PIPE, env=env, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".tmp-") for p in os.scandir(tmp_path)):  # no sleep: a save is brief
+        assert time.monotonic() < deadline, "no save was seen"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert left
+    assert [m.name for m in store.list()] == ["victim"] and set(left) <= set(tmp_path.iterdir())  # still young
+    running = tmp_path / ".tmp-victim-running.keras"  # a save writing right now: kept
+    running.write_bytes(b"half a model")
+    stale = time.time() - store_module.STALE_TEMP_SECONDS - 60
+    for path in left:
+        os.utime(path, (stale, stale))
+    assert store.list()[0].ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "victim.json", "victim.keras",
+                                                          "victim.tflite"]

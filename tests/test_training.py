@@ -106,3 +106,25 @@ def test_aspect_augmentation_makes_digits_wider_and_narrower(mnist):
     ratios = np.array([ink_width_over_height(im[..., 0]) for im in augment_batch(x, only_aspect).numpy()])
     original = ink_width_over_height(one / 255.0)
     assert ratios.min() < 0.85 * original and ratios.max() > 1.15 * original
+
+
+def test_each_epoch_reports_the_watched_drawing_and_the_first_filters(slice_2k):
+    from mnist_core.protocol import parse_line, progress_line
+
+    reports = []
+    train(slice_2k, TrainingSettings("large", epochs=2, batch_size=100), progress=reports.append,
+          watch=slice_2k.x_test[0])
+    epochs = [r for r in reports if r.epoch_end]
+    assert all(r.watched is None for r in reports if not r.epoch_end)
+    for r in epochs:
+        assert len(r.watched.probabilities) == 10 and sum(r.watched.probabilities) == pytest.approx(1, abs=1e-3)
+        assert r.watched.kernels().shape == (5, 5, 1, 30)
+        assert parse_line(progress_line(r)).progress == r  # it crosses to the page intact
+    assert epochs[1].watched.probabilities[slice_2k.y_test[0]] > 0.5
+
+
+def test_a_network_without_convolutions_reports_no_filters(slice_2k):
+    reports = []
+    train(slice_2k, TrainingSettings("baseline", epochs=1, batch_size=200), progress=reports.append)
+    (last,) = [r for r in reports if r.epoch_end]
+    assert last.watched.probabilities is None and last.watched.kernels() is None
