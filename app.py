@@ -9,25 +9,42 @@ each user's active model and drawing are their own (st.session_state).
 
 from __future__ import annotations
 
+import streamlit as st
+
+# First, something to see: the libraries below take ~1 s to import and a model ~3 s more to load
+# (the imports after this are E402 on purpose; pyproject.toml lets app.py do it).
+st.set_page_config(page_title="Digit recogniser", page_icon=":material/draw:", layout="wide")
+# On a phone, less room above the canvas: the answer must fit on the first screen under it.
+st.html("""<style>@media (max-width: 640px) {
+  [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; padding-bottom: 2rem; }
+  h1 { font-size: 1.4rem !important; padding: 0 !important; }
+  [data-testid="stHorizontalBlock"] { gap: 0.5rem; }
+}</style>""")
+st.title(":material/draw: Handwritten digit recogniser")
+subtitle = st.empty()  # what reads the drawings, once the model is known (the last step of a run)
+subtitle.caption(st.session_state.get("subtitle", "Starting: loading the libraries and the model…"))
+
 import dataclasses
 import gc
 import threading
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mnist_core import pictures
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
-from mnist_core.explain import Explanation
-from mnist_core.predictor import Prediction, Predictor
 from mnist_core.preprocessing import ImageError, read_png
 from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
 from page import display
 from page.jobs import TrainingBusy, TrainingRunner
+
+if TYPE_CHECKING:  # TensorFlow loads (~3 s) only when a model does, after the page is on screen
+    from mnist_core.explain import Explanation
+    from mnist_core.predictor import NumberReading, Prediction, Predictor
 
 CANVAS_SIZE = 300
 # The canvas sends a PNG drawn at the screen's device pixel ratio (2 on most phones, 3-4 on a few): one larger
@@ -37,8 +54,8 @@ POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
 LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
 BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
 FIRST_PRESET = "quick"  # what the training form shows at first
-
-st.set_page_config(page_title="Digit recogniser", page_icon=":material/draw:", layout="wide")
+VALIDATION_SPLITS = [0.0, 0.05, 0.1, 0.2]
+PAGE_VALIDATION = 0.1  # the validation split the form starts with, whatever the preset (the CLI's is the preset's)
 
 
 # --- shared by every session ---------------------------------------------------------------
@@ -53,6 +70,8 @@ def training_runner(models_dir: str) -> TrainingRunner:
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
 def load_predictor(models_dir: str, name: str, version: str) -> Predictor:
     """Model ``name``, loaded once per server; ``version`` (its checksum) changes when it is retrained."""
+    from mnist_core.predictor import Predictor
+
     predictor = Predictor.load(name, ModelStore(models_dir))
     # The page is usable meanwhile: with its stored LiteRT copy this takes ~10 ms, without one ~2 s (a conversion).
     threading.Thread(target=predictor.warm_up, name=f"warm-up-{name}", daemon=True).start()
@@ -119,8 +138,11 @@ def active_predictor() -> Predictor | None:
         return None
     if state.get("switch_to") in usable:  # a training of this user has just finished
         state.model = state.pop("switch_to")
-    if state.get("model") not in usable:
-        state.model = DEFAULT_MODEL if DEFAULT_MODEL in usable else next(iter(usable))
+    if state.get("model") not in usable:  # a new session: the page's link may name the model (a reload keeps it)
+        linked = st.query_params.get("model")
+        state.model = linked if linked in usable else DEFAULT_MODEL if DEFAULT_MODEL in usable else next(iter(usable))
+    if st.query_params.get("model") != state.model:
+        st.query_params["model"] = state.model
     entry, version = usable[state.model]
     try:
         predictor = load_predictor(models_dir(), entry.name, version)
@@ -152,12 +174,15 @@ def model_selector() -> None:
 @st.fragment
 def draw() -> None:
     """The canvas and what the model makes of it; reruns on its own at every stroke."""
-    left, right = st.columns([5, 6], gap="large")
-    with left:
-        canvas_area = st.container()
+    # Two rows of two columns: on a phone, where columns stack, the canvas comes first and the answer right
+    # under it, then the pen and the steps, then "Why?"; on a desktop the answer is beside the canvas.
+    canvas_area, answer_area = st.columns([5, 6], gap="large")
+    controls_area, why_area = st.columns([5, 6], gap="large")
+    with controls_area:
         pen, ink = st.columns([3, 2], vertical_alignment="center")  # shown under the canvas, read before it
         width = pen.slider("Pen width", min_value=6, max_value=40, value=20, key="pen_width")
         dark_ink = ink.toggle("Dark ink on white", key="dark_ink")
+        steps_area = st.container()
     with canvas_area:
         canvas = st_canvas(
             stroke_width=width,
@@ -168,7 +193,7 @@ def draw() -> None:
         )
     predictor = active_predictor()
     if predictor is None:
-        with right:
+        with answer_area:
             no_model_help()
         return
     drawing = None
@@ -178,25 +203,27 @@ def draw() -> None:
             drawing = read_png(png, max_width=CANVAS_MAX_SIDE, max_height=CANVAS_MAX_SIDE, name="the canvas' image")
     except (ValueError, AttributeError) as exc:  # an ImageError, or a value that is no base64 data URL at all
         reason = exc if isinstance(exc, ImageError) else "the canvas sent something that is not a PNG data URL"
-        with left:
+        with canvas_area:
             st.warning(f"This drawing was not read: {display.escape_markdown(reason)}", icon=":material/warning:")
-    prediction = predictor.predict(drawing) if drawing is not None else None
-    drawn = prediction is not None and prediction.digit is not None
-    st.session_state.drawing = prediction.image if drawn else None  # what a training started now will watch
-    with right:  # first: the answer reaches the browser before the pictures of the steps
-        show_prediction(prediction if drawn else None)
+    reading = predictor.predict_number(drawing) if drawing is not None else None
+    drawn = reading is not None and bool(reading.digits)
+    one = reading.digits[0] if drawn and len(reading.digits) == 1 and not reading.not_a_digit else None
+    st.session_state.drawing = one.image if one is not None else None  # what a training started now will watch
+    with answer_area:  # first: the answer reaches the browser before the pictures of the steps
+        show_answer(reading if drawn else None)
         # Always shown, so that the choice survives a cleared canvas (a widget not drawn loses its state).
         explain = st.toggle("Why? Show what the network looked at", key="why",
-                            help="Which ink drove the answer, and what each layer made of your drawing") and drawn
-    with left:
-        if drawn:
+                            help="Which ink drove the answer, and what each layer made of your drawing")
+    with steps_area:
+        if one is not None:
             st.caption("**What the model sees**, step by step")
-            steps = prediction.steps
-            for column, (step, image) in zip(st.columns(len(steps)), steps.items(), strict=True):
-                column.image(display.thumbnail(image, 56), caption=step, width=56)
-    if explain:  # last: the answer and the steps are already on their way
-        with right:
+            st.image(display.steps_strip(one.steps), caption=" → ".join(one.steps),
+                     alt=f"The drawing through each preprocessing step, left to right: {', '.join(one.steps)}")
+    if explain and one is not None:  # last: the answer and the steps are already on their way
+        with why_area:
             why(predictor.explain(drawing))
+    elif explain and drawn:
+        why_area.caption("“Why?” explains one digit at a time: draw a single digit to see it.")
 
 
 def why(explanation: Explanation) -> None:
@@ -226,26 +253,55 @@ def why(explanation: Explanation) -> None:
                    f"{sum(layer.parameters for layer in e.layers):,} in all.")
 
 
-def show_prediction(prediction: Prediction | None) -> None:
-    if prediction is None:
-        st.info("**Draw a digit** in the box, large and centred. The prediction updates as you draw; "
-                "undo and clear (the bin) are in the box's toolbar.", icon=":material/draw:")
-        return
-    number, picture = st.columns([1, 1], vertical_alignment="center")
-    with number:
-        confidence = f"{prediction.confidence:.0%} confident"
-        st.metric("Prediction", prediction.digit, delta=confidence if prediction.sure else f"not sure ({confidence})",
-                  delta_color="green" if prediction.sure else "orange", delta_arrow="off")
-        if not prediction.sure:
-            digit, p = display.runner_up(prediction.probabilities)
-            st.warning(f"**Not sure.** It could also be a **{digit}** ({p:.0%}). Try writing it larger or clearer.")
-        if prediction.thick_strokes:
-            st.warning("**Strokes too thick for a digit this small:** they fill its loops and gaps. "
-                       "Draw it larger or choose a thinner pen.", icon=":material/line_weight:")
-    with picture:
-        st.image(display.enlarge(prediction.image, 7), caption="The 28×28 image the model sees",
-                 alt=f"The 28×28 image the model sees, read as {prediction.digit}")
-    st.vega_lite_chart(spec=display.probability_chart(prediction.probabilities), width="stretch")
+def show_answer(reading: NumberReading | None) -> None:
+    """The answer to a drawing: one digit, a number of several, or "not a digit" (the guess kept aside)."""
+    if reading is None:
+        st.info("**Draw a digit** in the box, large and centred, or a number of a few digits side by side. "
+                "The prediction updates as you draw; undo and clear (the bin) are in the box's toolbar.",
+                icon=":material/draw:")
+    elif reading.not_a_digit:
+        st.metric("Prediction", "?", delta="does not look like a digit", delta_color="gray", delta_arrow="off")
+        st.warning(f"**This does not look like a digit.** A network trained only on digits answers something "
+                   f"for anything; here it would have said **{reading.guess}**, but a separate check found "
+                   "no digit it could read. Try a clearer digit.", icon=":material/help:")
+    elif len(reading.digits) == 1:
+        show_prediction(reading.digits[0])
+    else:
+        show_number(reading)
+
+
+def show_number(reading: NumberReading) -> None:
+    """Several digits read left to right: the number, and each digit as the model saw it, with its probabilities."""
+    digits = reading.digits
+    unsure = [d for d in digits if not d.sure]
+    st.metric("Prediction", reading.number, delta=f"{len(digits)} digits" + (
+        f", {len(unsure)} not sure" if unsure else ", each sure"), delta_color="orange" if unsure else "green",
+        delta_arrow="off")
+    st.image([display.enlarge(d.image, 3, grid=False) for d in digits],
+             caption=[f"{d.digit} ({d.confidence:.0%})" for d in digits],
+             alt=[f"Digit {i + 1} of the number, as the model sees it: read as {d.digit}"
+                  for i, d in enumerate(digits)])
+    with st.expander("Each digit's probabilities"):
+        for i, d in enumerate(digits):
+            st.caption(f"Digit {i + 1}: {d.digit}")
+            st.vega_lite_chart(spec=display.probability_chart(d.probabilities, height=140), width="stretch")
+
+
+def show_prediction(prediction: Prediction) -> None:
+    """One digit: the answer and how sure, the ten probabilities, then the 28x28 image the model saw
+    (in that order, so that on a phone the answer and its probabilities come first)."""
+    confidence = f"{prediction.confidence:.0%} confident"
+    st.metric("Prediction", prediction.digit, delta=confidence if prediction.sure else f"not sure ({confidence})",
+              delta_color="green" if prediction.sure else "orange", delta_arrow="off")
+    if not prediction.sure:
+        digit, p = display.runner_up(prediction.probabilities)
+        st.warning(f"**Not sure.** It could also be a **{digit}** ({p:.0%}). Try writing it larger or clearer.")
+    if prediction.thick_strokes:
+        st.warning("**Strokes too thick for a digit this small:** they fill its loops and gaps. "
+                   "Draw it larger or choose a thinner pen.", icon=":material/line_weight:")
+    st.vega_lite_chart(spec=display.probability_chart(prediction.probabilities, height=150), width="stretch")
+    st.image(display.enlarge(prediction.image, 5), caption="The 28×28 image the model sees",
+             alt=f"The 28×28 image the model sees, read as {prediction.digit}")
 
 
 def no_model_help() -> None:
@@ -272,7 +328,7 @@ def training_form(runner: TrainingRunner) -> None:
     preset = PRESETS.get(state.train_preset, TrainingSettings())
     if extras := display.settings_beyond_form(preset):
         st.caption(f"Also: {extras}.")
-    with st.form("train", border=False):
+    with st.form("train", border=False, enter_to_submit=False):  # Enter in a field must not start a training
         name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe)",
                              help="Letters, digits, '-' and '_'. Training under an existing name replaces "
                                   "that model when (and only if) the training completes.")
@@ -282,6 +338,11 @@ def training_form(runner: TrainingRunner) -> None:
         st.select_slider("Batch size", BATCH_SIZES, key="train_batch_size")
         st.toggle("Augmentation", key="train_augment", help="Random rotation, shear, zoom, shift and stroke width "
                                                              "while training: slower, but better on drawings.")
+        st.select_slider("Held out for validation", VALIDATION_SPLITS, key="train_validation",
+                         format_func=lambda f: f"{f:.0%}" if f else "none",
+                         help="This share of the training images is not trained on: the curves then show how "
+                              "the model does on images it has not seen (validation), beside the ones it learns "
+                              "from. A widening gap is overfitting.")
         st.caption(f"Data: MNIST from `{display.data_location()}`, or upload your own:")
         upload = st.file_uploader(
             "Kaggle-format CSV", type=["csv"],
@@ -293,6 +354,7 @@ def training_form(runner: TrainingRunner) -> None:
         settings = dataclasses.replace(
             preset, architecture=state.train_architecture, epochs=int(state.train_epochs),
             batch_size=int(state.train_batch_size), augment=state.train_augment,
+            validation_split=float(state.train_validation),
         )
         start_training(runner, name, settings, upload)
 
@@ -305,6 +367,9 @@ def apply_preset() -> None:
     state.train_epochs = preset.epochs
     state.train_batch_size = preset.batch_size if preset.batch_size in BATCH_SIZES else 128
     state.train_augment = preset.augment
+    # On the page every preset shows validation curves: the split is the form's, stated in it.
+    wanted = preset.validation_split or PAGE_VALIDATION
+    state.train_validation = min(VALIDATION_SPLITS, key=lambda f: abs(f - wanted))
 
 
 def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings, upload) -> None:
@@ -477,14 +542,13 @@ def misclassified(predictor: Predictor) -> None:
     st.caption(f"{len(card.misclassified):,} of {len(x_test):,} test digits are wrong; {which} shown as "
                "*true → predicted*.")
     st.image([display.enlarge(x_test[i], 3, grid=False) for i in shown],
-             caption=[f"{y_test[i]} → {p}" for i, p in zip(shown, predicted, strict=True)])
+             caption=[f"{y_test[i]} → {p}" for i, p in zip(shown, predicted, strict=True)],
+             alt=[f"A test {y_test[i]} the model read as {p}" for i, p in zip(shown, predicted, strict=True)])
 
 
 # --- the page -------------------------------------------------------------------------------
 
 st.session_state.setdefault("user", uuid.uuid4().hex)
-st.title(":material/draw: Handwritten digit recogniser")
-st.caption("A convolutional network trained on MNIST reads your handwriting as you draw.")
 draw_tab, inside_tab = st.tabs([":material/edit: Draw", ":material/insights: Look inside"])
 with draw_tab:
     draw()
@@ -499,6 +563,8 @@ with st.sidebar:
 
 with inside_tab:
     predictor = active_predictor()
+    st.session_state.subtitle = display.subtitle(predictor.card if predictor is not None else None)
+    subtitle.caption(display.escape_markdown(st.session_state.subtitle))
     if predictor is None:
         no_model_help()
     else:

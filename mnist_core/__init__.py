@@ -25,7 +25,7 @@ _PUBLIC = {
     "ModelStore": "mnist_core.store",
     "ModelCard": "mnist_core.card",
     "TrainingSettings": "mnist_core.settings",
-    "TrainingProgress": "mnist_core.training",
+    "TrainingProgress": "mnist_core.progress",
     "train": "mnist_core.training",
     "train_and_save": "mnist_core.workflow",
     "evaluate": "mnist_core.evaluation",

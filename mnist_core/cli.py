@@ -103,9 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=run_evaluate)
 
-    predict = commands.add_parser("predict", help="recognise digits drawn in image files")
+    predict = commands.add_parser("predict", help="recognise digits drawn in image files: one digit or a number, "
+                                                  "or 'this does not look like a digit'")
     predict.add_argument("--model", default=DEFAULT_MODEL)
-    predict.add_argument("--json", action="store_true", help="print one JSON object per image")
+    predict.add_argument("--json", action="store_true",
+                         help="print one JSON object per image: path, digit, number, not_a_digit, probabilities, "
+                              "digits, ...")
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.set_defaults(run=run_predict)
 
@@ -296,19 +299,22 @@ def run_predict(args) -> int:
     failures = 0
     for path in args.images:
         try:
-            prediction = predictor.predict(read_image(path))
+            reading = predictor.predict_number(read_image(path))
         except (ValueError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures += 1
             continue
         if args.json:
-            print(json.dumps({"path": str(path), **prediction.as_dict()}))
-        elif prediction.digit is None:
+            print(json.dumps({"path": str(path), **reading.as_dict()}))
+        elif reading.guess is None:
             print(f"{path}: nothing drawn")
+        elif reading.not_a_digit:
+            print(f"{path}: this does not look like a digit (the model's best guess: {reading.guess})")
         else:
-            note = ("" if prediction.sure else " (not sure)") + (
-                " (strokes too thick for its size: draw it larger or thinner)" if prediction.thick_strokes else "")
-            print(f"{path}: {prediction.digit} ({100 * prediction.confidence:.1f}%){note}")
+            note = ("" if reading.sure else " (not sure)") + (
+                " (strokes too thick for its size: draw it larger or thinner)"
+                if any(d.thick_strokes for d in reading.digits) else "")
+            print(f"{path}: {reading.number} ({', '.join(f'{100 * d.confidence:.1f}%' for d in reading.digits)}){note}")
     return 1 if failures else 0
 
 

@@ -43,6 +43,8 @@ PENDIGITS_TRAINING_WRITERS = range(1, 16)
 
 _CVL_MEMBER = re.compile(r"^database/(train|valid)/(\d)-(\d{4})(?:-\d+)+\.png$")
 _BHMSDS_DIGIT = re.compile(r"^symbols/(\d)-\d+\.png$")
+_BHMSDS_SYMBOL = re.compile(r"^symbols/(dot|minus|plus|slash|w|x|y|z)-(\d+)\.png$")
+BHMSDS_SYMBOLS = ("dot", "minus", "plus", "slash", "w", "x", "y", "z")  # its non-digits, 1,500 of each
 _SEGMENT = re.compile(r'^\.SEGMENT\s+DIGIT\s+(\d+)(?:-(\d+))?\s+\?\s+"(\d)"\s*$')
 
 
@@ -250,6 +252,23 @@ def load_bhmsds(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return _stacked(images, labels, path)
 
 
+def load_bhmsds_symbols(folder: str | os.PathLike, names: tuple[str, ...] = BHMSDS_SYMBOLS
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BHMSDS' non-digit symbols ``names`` (of :data:`BHMSDS_SYMBOLS`): images, names and file ids.
+
+    Images are (N, 28, 28) uint8 as photographed, like :func:`load_bhmsds`' digits;
+    names are strings such as ``"plus"``; ids (0-1499) are the number in each file's name.
+    """
+    unknown = sorted(set(names) - set(BHMSDS_SYMBOLS))
+    if unknown or not names:
+        raise ValueError(f"BHMSDS symbols are {', '.join(BHMSDS_SYMBOLS)}; got {', '.join(unknown) or 'none'}")
+    path = Path(folder) / BHMSDS_ZIP
+    found = _zip_pngs(path, _BHMSDS_SYMBOL, lambda m: m.group(1) in names)
+    matches = [_BHMSDS_SYMBOL.match(member) for member, _ in found]
+    return (np.stack([image for _, image in found]), np.array([m.group(1) for m in matches]),
+            np.array([int(m.group(2)) for m in matches], dtype=np.int32))
+
+
 # --- drawing like a user on the canvas -------------------------------------------
 
 
@@ -299,14 +318,8 @@ def render_pen_digit(
     A ``background`` with alpha 0 gives a transparent canvas.
     """
     canvas = Image.new("RGBA", (canvas_size, canvas_size), tuple(background))
-    draw = ImageDraw.Draw(canvas)
-    radius = stroke_width / 2.0
-    for stroke in canvas_points(digit, canvas_size, height_fraction, centre, stroke_width):
-        xy = [(float(x), float(y)) for x, y in stroke]
-        if len(xy) > 1:
-            draw.line(xy, fill=tuple(ink), width=int(stroke_width), joint="curve")
-        for x, y in xy:
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(ink))
+    _draw_strokes(ImageDraw.Draw(canvas), canvas_points(digit, canvas_size, height_fraction, centre, stroke_width),
+                  stroke_width, ink)
     return np.array(canvas)
 
 
@@ -321,6 +334,59 @@ def random_canvas_drawing(digit: PenDigit, rng: np.random.Generator, canvas_size
     half_extent = _half_extent(digit, canvas_size, fraction, width)
     centre = rng.uniform(half_extent, np.maximum(canvas_size - half_extent, half_extent))
     return render_pen_digit(digit, canvas_size, width, fraction, (float(centre[0]), float(centre[1])))
+
+
+def render_pen_number(
+    digits: list[PenDigit],
+    height: int = 280,
+    stroke_width: int = 18,
+    height_fraction: float = 0.65,
+    gaps: list[float] | float = 0.25,
+    sizes: list[float] | None = None,
+    ink: tuple[int, int, int, int] = (255, 255, 255, 255),
+    background: tuple[int, int, int, int] = (0, 0, 0, 255),
+) -> np.ndarray:
+    """Draw several digits side by side, left to right, on a canvas ``height`` tall and as wide as they need.
+
+    Each digit is scaled, keeping its aspect ratio, to ``height_fraction`` of the
+    height times its entry of ``sizes`` (default all 1), and vertically centred.
+    ``gaps`` (one for all, or one per pair) is the space between neighbouring
+    digits' ink as a fraction of the digits' height: 0 makes their boxes touch,
+    a negative gap overlaps them. Strokes as :func:`render_pen_digit` draws them.
+    """
+    sizes = [1.0] * len(digits) if sizes is None else list(sizes)
+    gaps = [gaps] * (len(digits) - 1) if np.isscalar(gaps) else list(gaps)
+    if not digits or len(sizes) != len(digits) or len(gaps) != len(digits) - 1:
+        raise ValueError(f"expected at least one digit, a size per digit and a gap per pair; got {len(digits)} "
+                         f"digits, {len(sizes)} sizes, {len(gaps)} gaps")
+    tall = height_fraction * height
+    placed, right = [], stroke_width  # each digit's strokes, in canvas pixels; where the next one may start
+    for i, (digit, size) in enumerate(zip(digits, sizes, strict=True)):
+        points = np.concatenate(digit.strokes)
+        low, high = points.min(axis=0), points.max(axis=0)
+        scale = size * tall / max(float(high[1] - low[1]), 1.0)
+        left = right + (gaps[i - 1] * tall if i else 0.0)
+        corner = np.array([low[0], (low[1] + high[1]) / 2.0])  # the digit's left edge, half-way down
+        offset = np.array([left + stroke_width / 2.0, height / 2.0]) - corner * scale
+        placed.append([stroke * scale + offset for stroke in digit.strokes])
+        right = left + float(high[0] - low[0]) * scale + stroke_width
+    canvas = Image.new("RGBA", (int(np.ceil(right + stroke_width)), height), tuple(background))
+    draw = ImageDraw.Draw(canvas)
+    for strokes in placed:
+        _draw_strokes(draw, strokes, stroke_width, ink)
+    return np.array(canvas)
+
+
+def _draw_strokes(draw: ImageDraw.ImageDraw, strokes: list[np.ndarray], stroke_width: float,
+                  ink: tuple[int, int, int, int]) -> None:
+    """Round-capped, round-joined lines of ``stroke_width`` pixels: lines, plus a disc at every point."""
+    radius = stroke_width / 2.0
+    for stroke in strokes:
+        xy = [(float(x), float(y)) for x, y in stroke]
+        if len(xy) > 1:
+            draw.line(xy, fill=tuple(ink), width=int(stroke_width), joint="curve")
+        for x, y in xy:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=tuple(ink))
 
 
 def _scale(digit: PenDigit, canvas_size: int, height_fraction: float) -> float:

@@ -33,22 +33,23 @@ def to_litert(model: keras.Model) -> bytes:
 
 
 class LiteRTModel:
-    """A LiteRT flatbuffer ready to run: ``model(images)`` maps (1, 28, 28, 1) float32 to (1, 10).
+    """A LiteRT flatbuffer ready to run: ``model(images)`` maps (1, 28, 28, 1) float32 to (1, ``classes``).
 
     Safe to call from several threads (the page serves every session from one
-    predictor): calls take turns, each ~0.3 ms.
+    predictor): calls take turns, each ~0.3 ms. ``classes``: 10 for a digit
+    model, 2 for the digit-or-not network (:mod:`mnist_core.gate`).
     """
 
-    def __init__(self, flatbuffer: bytes, threads: int | None = None):
+    def __init__(self, flatbuffer: bytes, threads: int | None = None, classes: int = 10):
         threads = threads if threads is not None else min(2, os.cpu_count() or 1)
         self._interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
         self._interpreter.allocate_tensors()
         (source,) = self._interpreter.get_input_details()
         (target,) = self._interpreter.get_output_details()
         takes, gives = tuple(source["shape"].tolist()), tuple(target["shape"].tolist())
-        if takes != (1, *INPUT_SHAPE) or gives != (1, 10):
+        if takes != (1, *INPUT_SHAPE) or gives != (1, classes):
             raise ValueError(f"not a LiteRT copy of an MNIST model: it maps {takes} to {gives}, "
-                             f"not (1, 28, 28, 1) to (1, 10)")
+                             f"not (1, 28, 28, 1) to (1, {classes})")
         self._input, self._output = source["index"], target["index"]
         self._lock = threading.Lock()
 

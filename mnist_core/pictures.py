@@ -6,10 +6,13 @@ Plain RGB/grey uint8 arrays, so the page (``st.image``) and the command line
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnist_core.explain import Explanation
+if TYPE_CHECKING:  # the page draws with these before TensorFlow is loaded
+    from mnist_core.explain import Explanation
 
 SCALE = 6  # screen pixels per MNIST pixel in the heat maps
 

@@ -22,12 +22,16 @@ from mnist_core.architectures import N_CLASSES, as_model_input
 from mnist_core.card import ModelCard
 from mnist_core.evaluation import predict_probabilities
 from mnist_core.explain import Explainer, Explanation
+from mnist_core.gate import DigitGate
 from mnist_core.litert import LiteRTModel, to_litert
+from mnist_core.numbers import Region, read_regions
 from mnist_core.preprocessing import Preprocessed, to_mnist
 from mnist_core.store import DEFAULT_MODEL, ModelStore
 
-# Below this top probability the page and the CLI say the model is not sure.
-CONFIDENT = 0.8
+# Below this top probability the page and the CLI say the model is not sure. Measured, not guessed
+# (benchmarks/bench_numbers.py, docs/honest-answers.md): the lowest threshold above which answers were
+# right 99% of the time on every held-out source (half of each; the other half checks it).
+CONFIDENT = 0.85
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,61 @@ class Prediction:
             "digit": self.digit,
             "probabilities": None if self.digit is None else [round(float(p), 6) for p in self.probabilities],
             "thick_strokes": self.thick_strokes,
+        }
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """What the model made of a drawing of one digit or several side by side (:meth:`Predictor.predict_number`).
+
+    ``digits``: each digit found, left to right, with its own probabilities
+    (empty when nothing was drawn); ``boxes``: where each is, (left, top, right,
+    bottom) in the image's pixels; ``not_a_digit_scores``: the digit-or-not
+    network's score of each (:mod:`mnist_core.gate`); ``not_a_digit``: some
+    part of the drawing does not look like a digit, and ``digits`` are then
+    only the model's best guess.
+    """
+
+    digits: list[Prediction]
+    boxes: list[tuple[int, int, int, int]]
+    not_a_digit_scores: list[float]
+    not_a_digit: bool
+
+    @property
+    def number(self) -> str | None:
+        """The digits read left to right ("17", or "7" for one); None when nothing is drawn or it is not a digit."""
+        return None if self.not_a_digit or not self.digits else self.guess
+
+    @property
+    def digit(self) -> int | None:
+        """The digit when the drawing is one digit, else None."""
+        return self.digits[0].digit if self.number is not None and len(self.digits) == 1 else None
+
+    @property
+    def guess(self) -> str | None:
+        """The model's best reading even when it is not a digit (not an answer to show as one); None when blank."""
+        return "".join(str(d.digit) for d in self.digits) if self.digits else None
+
+    @property
+    def sure(self) -> bool:
+        """A number whose every digit is sure."""
+        return self.number is not None and all(d.sure for d in self.digits)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: ``digit``, ``probabilities`` and ``thick_strokes`` as :meth:`Prediction.as_dict` gives them
+        for one digit (``probabilities`` also for one thing that is not a digit: the best guess's), ``number``,
+        ``not_a_digit``, ``guess`` and ``digits``: each one's ``digit``, ``probabilities``, ``thick_strokes``,
+        ``not_a_digit_score`` and ``box``."""
+        one = self.digits[0].as_dict() if len(self.digits) == 1 else {"probabilities": None}
+        return {
+            "digit": self.digit,
+            "probabilities": one["probabilities"],
+            "thick_strokes": any(d.thick_strokes for d in self.digits),
+            "number": self.number,
+            "not_a_digit": self.not_a_digit,
+            "guess": self.guess,
+            "digits": [{**d.as_dict(), "not_a_digit_score": round(score, 6), "box": list(box)}
+                       for d, box, score in zip(self.digits, self.boxes, self.not_a_digit_scores, strict=True)],
         }
 
 
@@ -94,6 +153,35 @@ class Predictor:
         """Recognise one drawing or image (any size; grey, RGB or RGBA; either polarity)."""
         return self.predict_many([image])[0]
 
+    def predict_number(self, image: np.ndarray) -> NumberReading:
+        """Read a drawing of one digit or several side by side (a year, a postcode), as :meth:`predict` takes it.
+
+        The digits are found (:mod:`mnist_core.numbers`), each normalised by
+        ``to_mnist`` and read by this model; each is also scored by the
+        digit-or-not network (:mod:`mnist_core.gate`, loaded at the first call).
+        A drawing of one digit gets :meth:`predict`'s probabilities.
+        """
+        prepared = to_mnist(image)
+        regions = read_regions(prepared, self._classify)
+        # Boxes are in the ink's pixels, which to_mnist shrinks from images larger than MAX_INPUT_SIDE.
+        scale = max(np.shape(image)[:2]) / max(prepared.steps["ink"].shape)
+        return _number_reading(regions, self._gate.threshold, scale)
+
+    def _classify(self, prepared: list[Preprocessed]) -> tuple[np.ndarray, np.ndarray]:
+        """Digit probabilities (N, 10) and the digit-or-not network's (N, 3) of ``to_mnist`` results, one at a time."""
+        probabilities, gate = np.zeros((len(prepared), N_CLASSES), np.float32), np.zeros((len(prepared), 3), np.float32)
+        gate[:, 1] = 1.0  # a crop of faint ink only is blank: nothing to read, and the reading will not choose it
+        for i, p in enumerate(prepared):
+            if not p.blank:
+                probabilities[i] = self._forward_one(as_model_input(p.image[None]))[0]
+                gate[i] = self._gate.probabilities(p.image)
+        return probabilities, gate
+
+    # Loaded at the first number read: the model store's copy, else the shipped one.
+    @cached_property
+    def _gate(self) -> DigitGate:
+        return DigitGate.load()
+
     def explain(self, image: np.ndarray) -> Explanation:
         """Why the model reads ``image`` (as :meth:`predict` takes it) as it does: the 28x28 input, the answer,
         saliency maps for the digit and the runner-up, and each layer with its feature maps
@@ -117,6 +205,13 @@ class Predictor:
         if drawn:
             probabilities[drawn] = self.probabilities(np.stack([prepared[i].image for i in drawn]))
         return [_prediction(p, probabilities[i]) for i, p in enumerate(prepared)]
+
+
+def _number_reading(regions: list[Region], threshold: float, scale: float) -> NumberReading:
+    digits = [_prediction(r.prepared, r.probabilities) for r in regions]
+    boxes = [tuple(int(round(v * scale)) for v in r.box) for r in regions]
+    scores = [r.not_a_digit for r in regions]
+    return NumberReading(digits, boxes, scores, any(score >= threshold for score in scores))
 
 
 def _prediction(prepared: Preprocessed, probabilities: np.ndarray) -> Prediction:

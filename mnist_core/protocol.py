@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from mnist_core.card import ModelCard
-from mnist_core.training import TrainingProgress
+from mnist_core.progress import TrainingProgress
 
 EXIT_CANCELLED = 3  # `train` stopped on request (SIGTERM or Ctrl-C); nothing was saved
 PROGRESS_INTERVAL = 0.25  # seconds between two per-batch progress lines

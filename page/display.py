@@ -28,8 +28,8 @@ from mnist_core.settings import TrainingSettings
 if TYPE_CHECKING:
     from mnist_core.card import ModelCard
     from mnist_core.data import MnistData
+    from mnist_core.progress import TrainingProgress
     from mnist_core.store import StoredModel
-    from mnist_core.training import TrainingProgress
 
 # Uploads larger than this are refused before they are read; .streamlit/config.toml sets
 # server.maxUploadSize to the same number, so the server refuses them first.
@@ -41,7 +41,7 @@ UPLOADS_KEPT = 5
 UPLOADS_KEPT_MB = 1000
 UPLOAD_TEMP_PREFIX = ".tmp-upload-"
 STALE_UPLOAD_SECONDS = 60 * 60  # an upload is written in seconds: an older temporary file's writer is gone
-HIGHLIGHT = "#ff4b4b"  # Streamlit's primary colour: the top class, the errors
+HIGHLIGHT = "#c62828"  # the theme's primary colour (.streamlit/config.toml): the top class, the errors
 MUTED = "#9aa4b2"
 SPLIT_COLOURS = {"training": MUTED, "validation": HIGHLIGHT}
 GALLERY_SIZE = 44  # misclassified test digits the page shows
@@ -77,6 +77,16 @@ def thumbnail(image: np.ndarray, size: int = 56) -> np.ndarray:
     picture = Image.fromarray(np.asarray(image, np.uint8))
     method = Image.Resampling.NEAREST if size >= max(picture.size) else Image.Resampling.BOX
     return np.asarray(ImageOps.pad(picture, (size, size), method=method, color=0))
+
+
+def steps_strip(steps: dict[str, np.ndarray], size: int = 56, gap: int = 6) -> np.ndarray:
+    """The preprocessing steps' pictures side by side in one row (so they stay one row on a phone): uint8."""
+    tiles = [thumbnail(image, size) for image in steps.values()]
+    tiles = [tile if tile.ndim == 3 else np.repeat(tile[..., None], 3, axis=2) for tile in tiles]
+    row = np.full((size, len(tiles) * (size + gap) - gap, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        row[:, i * (size + gap):i * (size + gap) + size] = tile[..., :3]
+    return row
 
 
 # --- charts -----------------------------------------------------------------------------
@@ -294,17 +304,15 @@ def progress_text(p: TrainingProgress) -> str:
 
 
 def settings_beyond_form(settings: TrainingSettings) -> str:
-    """What a preset sets that the page's form does not show, in words ("" when all are the defaults)."""
+    """What a preset sets that the page's form does not show, in words ("" when all are the defaults).
+
+    The form shows the architecture, epochs, batch size, augmentation and validation split."""
     defaults = TrainingSettings()
     parts = []
     if settings.learning_rate != defaults.learning_rate:
         parts.append(f"learning rate {settings.learning_rate:g}")
     if settings.schedule != defaults.schedule:
         parts.append(f"{settings.schedule} learning-rate schedule")
-    if settings.validation_split == 0:
-        parts.append("no validation split")
-    elif settings.validation_split != defaults.validation_split:
-        parts.append(f"{settings.validation_split:.0%} held out for validation")
     if settings.members > 1:
         parts.append(f"{settings.members} networks trained and averaged")
     if settings.extra_sources:
@@ -336,8 +344,9 @@ def model_label(entry: StoredModel) -> str:
 def card_facts(card: ModelCard) -> dict[str, str]:
     """The card in words, for a two-column table: architecture, parameters, errors, data, time, command."""
     t = card.training
+    schedule = {"cosine": "cosine decay", "constant": "constant"}[t.resolved_schedule]
     settings = (
-        f"{t.epochs} epochs, batch {t.batch_size}, learning rate {t.learning_rate:g}, "
+        f"{t.epochs} epochs, batch {t.batch_size}, learning rate {t.learning_rate:g} ({schedule}), "
         f"augmentation {'on' if t.augment else 'off'}"
         + (f", {t.members} networks averaged" if t.members > 1 else "")
     )
@@ -365,6 +374,20 @@ def card_facts(card: ModelCard) -> dict[str, str]:
                                     + (f"{b.test_error:.2f}%" if b.test_error is not None else "not measured")
                                     + f"; sha256 {b.keras_sha256[:12]}…)")
     return facts
+
+
+def subtitle(card: ModelCard | None) -> str:
+    """One line, true of the loaded model, on what reads the drawings: its architecture and training data."""
+    if card is None:
+        return "Draw a digit and a convolutional network reads it as you draw."
+    source = Path(card.data.source).name if card.data.source else "an unnamed data set"
+    main = "MNIST" if "mnist" in source.lower() else source
+    extra = [s.name.replace("-", " ") for s in card.data.extra] or (
+        [card.data.extra_source] if card.data.extra_source else [])
+    data = main + (f" + {', '.join(extra)}" if extra else "")
+    t = card.training
+    what = f"{t.members} “{t.architecture}” CNNs averaged" if t.members > 1 else f"a “{t.architecture}” network"
+    return f"Model “{card.name}” ({what}, trained on {data}) reads your handwriting as you draw."
 
 
 def data_location() -> str:

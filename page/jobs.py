@@ -30,10 +30,10 @@ import numpy as np
 from PIL import Image
 
 from mnist_core.card import ModelCard
+from mnist_core.progress import TrainingProgress
 from mnist_core.protocol import EXIT_CANCELLED, parse_line
 from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelStore, check_name
-from mnist_core.training import TrainingProgress
 
 NICENESS = 10  # the training's scheduling priority below the server's (the child lowers its own)
 STOP_GRACE_SECONDS = 10  # Stop waits this long for the clean stop (a batch, at most a save) before a SIGKILL
@@ -112,7 +112,7 @@ class TrainingRunner:
             command += ["--data", str(data)]
         with self._lock:
             if self._job is not None:
-                raise TrainingBusy(_busy_message(self._job.status))
+                raise TrainingBusy(_busy_message(self._job.status, owner))
             watch_file = _watch_file(watch) if watch is not None else None
             if watch_file is not None:
                 command += ["--watch-image", watch_file]
@@ -235,9 +235,13 @@ def _last_error(log: list[str]) -> str:
     return errors[-1][len("error: "):] if errors else ""
 
 
-def _busy_message(status: TrainingStatus) -> str:
+def _busy_message(status: TrainingStatus, asked_by: str = "") -> str:
+    """Why a training cannot start now, and what the one who asked can do: only its owner can stop it."""
     s = status.settings
     what = f"{s.architecture}, {s.epochs} epochs" if s else "a model"
     done = f", {100 * status.progress.fraction_done:.0f}% done" if status.progress else ""
-    return f"a training is already running on this server: {status.name!r} ({what}{done}); wait for it or stop it"
+    running = f"a training is already running on this server: {status.name!r} ({what}{done})"
+    if asked_by and asked_by == status.owner:
+        return f"{running}; it is yours: stop it first, or wait for it to finish"
+    return f"{running}; wait for it to finish (only the user who started it can stop it)"
 

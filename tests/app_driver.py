@@ -36,6 +36,7 @@ CANVAS = "canvas.upper-canvas"  # fabric.js's top canvas, which takes the mouse
 CANVAS_SIZE = 300  # app.CANVAS_SIZE
 PEN_WIDTH = 20  # the page's default
 HINT = "Draw a digit"
+TITLE = "Handwritten digit recogniser"
 # streamlit-drawable-canvas 0.13 sends a drawing 200 ms after the last mouse-up (if no new stroke ends
 # meanwhile): a prediction shown sooner after the last mouse-up is that of an earlier, unfinished drawing.
 SEND_DELAY_MS = 200
@@ -45,6 +46,7 @@ LATENCY_RECORDER = """
 (() => {
   const lat = window.__lat = {lastUp: 0, updates: [], key: ""};
   window.addEventListener("mouseup", () => { lat.lastUp = performance.now(); }, true);
+  window.addEventListener("touchend", () => { lat.lastUp = performance.now(); }, true);
   const shown = () => {
     for (const metric of document.querySelectorAll('[data-testid="stMetric"]')) {
       const label = metric.querySelector('[data-testid="stMetricLabel"]');
@@ -135,9 +137,15 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def open_page(browser, url: str, timeout: float = 120):
-    """A new page (in a new browser context: a separate user) showing the app, ready to draw."""
-    context = browser.new_context(viewport={"width": 1400, "height": 950})
+DESKTOP = {"viewport": {"width": 1400, "height": 950}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
+
+
+def open_page(browser, url: str, timeout: float = 120, device: dict = DESKTOP):
+    """A new page (in a new browser context: a separate user) showing the app, ready to draw.
+
+    ``device``: :data:`DESKTOP` (1400x950, a mouse) or :data:`PHONE` (390x844, touch)."""
+    context = browser.new_context(**device)
     page = context.new_page()
     page.add_init_script(LATENCY_RECORDER)
     page.goto(url)
@@ -147,17 +155,21 @@ def open_page(browser, url: str, timeout: float = 120):
 
 
 def startup_times(server: Server, browser, timeout: float = 120) -> dict:
-    """Open the page once, just after the server started: seconds from launch to health, canvas and model."""
+    """Open the page once, just after the server started: seconds from launch to health, canvas and model,
+    and from the visit to the page's title on screen (the first visitor's wait for something to see)."""
     context = browser.new_context(viewport={"width": 1400, "height": 950})
     page = context.new_page()
+    visited = time.perf_counter()
     page.goto(server.url)
+    page.get_by_text(TITLE).wait_for(state="visible", timeout=timeout * 1000)
+    first_paint = time.perf_counter() - visited
     page.locator(CANVAS).wait_for(state="visible", timeout=timeout * 1000)
     canvas = time.perf_counter() - server.started
     page.get_by_text(HINT).wait_for(state="visible", timeout=timeout * 1000)  # shown once the model is loaded
     ready = time.perf_counter() - server.started
     context.close()
-    return {"health_s": round(server.health_seconds, 2), "canvas_visible_s": round(canvas, 2),
-            "model_ready_s": round(ready, 2)}
+    return {"health_s": round(server.health_seconds, 2), "first_visit_to_title_s": round(first_paint, 2),
+            "canvas_visible_s": round(canvas, 2), "model_ready_s": round(ready, 2)}
 
 
 def draw(page, strokes: list[np.ndarray]) -> None:
@@ -172,6 +184,27 @@ def draw(page, strokes: list[np.ndarray]) -> None:
         page.mouse.up()
 
 
+def touch_draw(page, strokes: list[np.ndarray]) -> None:
+    """Draw ``strokes`` with a finger: real touch events (start, moves, end) through Chromium's DevTools."""
+    box = page.locator(CANVAS).bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    for stroke in strokes:
+        points = [{"x": box["x"] + x, "y": box["y"] + y} for x, y in stroke]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [points[0]]})
+        for point in points[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def draw_number(page, digits: list[PenDigit], size: int = 66, pen_width: int = 8) -> None:
+    """Draw ``digits`` side by side with the mouse, each in a ``size`` square, left to right, mid-canvas."""
+    left = (CANVAS_SIZE - len(digits) * size) / 2
+    for i, digit in enumerate(digits):
+        strokes = canvas_points(digit, canvas_size=size, stroke_width=pen_width)
+        draw(page, [s + np.array([left + i * size, (CANVAS_SIZE - size) / 2]) for s in strokes])
+
+
 def draw_digit(page, digit: PenDigit) -> None:
     draw(page, canvas_points(digit, canvas_size=CANVAS_SIZE, stroke_width=PEN_WIDTH))
 
@@ -180,6 +213,47 @@ def clear(page, timeout: float = 30) -> None:
     """Clear the canvas with its toolbar's bin, then wait for the hint."""
     page.get_by_role("button", name="Reset canvas & history").click()
     page.get_by_text(HINT).wait_for(state="visible", timeout=timeout * 1000)
+
+
+CONTRAST = """
+(selectors) => {
+  const parse = c => {
+    const p = c.match(/[\\d.]+/g).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const channel = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const luminance = c => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+  const behind = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.a > 0) return c;
+    }
+    return {r: 255, g: 255, b: 255, a: 1};
+  };
+  const ratio = (el, backdrop) => {
+    let fg = parse(getComputedStyle(el).color), alpha = fg.a;
+    for (let e = el; e; e = e.parentElement) alpha *= Number(getComputedStyle(e).opacity);
+    const bg = behind(backdrop || el);
+    const mix = k => fg[k] * alpha + bg[k] * (1 - alpha);
+    const seen = {r: mix("r"), g: mix("g"), b: mix("b")};
+    const [hi, lo] = [luminance(seen), luminance(bg)].sort((a, b) => b - a);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const out = [];
+  for (const [name, selector, backdrop] of selectors)
+    for (const el of document.querySelectorAll(selector))
+      if (el.offsetParent !== null && el.innerText.trim())
+        out.push([name, el.innerText.trim().slice(0, 50), ratio(el, backdrop ? el.closest(backdrop) : null)]);
+  return out;
+}
+"""
+
+
+def contrast(page, selectors: list[tuple[str, str, str | None]]) -> list[tuple[str, str, float]]:
+    """WCAG contrast ratios of the visible text of each (name, CSS selector, backdrop selector or None), as
+    rendered: the text's colour and opacity over the first opaque background behind it (or behind its backdrop,
+    for text drawn beside its element, such as a slider's value above the thumb)."""
+    return [tuple(row) for row in page.evaluate(CONTRAST, [list(s) for s in selectors])]
 
 
 def read_prediction(page, timeout: float = 30) -> tuple[str, float]:

@@ -78,6 +78,10 @@ def test_page_renders_with_the_default_model(app_store, monkeypatch):
     assert metrics["Architecture"] == "simple" and metrics["Parameters"] == f"{card['parameters']:,}"
     model_card = " ".join(texts(inside.markdown))
     assert card["data"]["sha256"] in model_card and "1,000 images" in model_card
+    assert "learning rate 0.001 (constant)" in model_card  # the schedule the card records
+    # Under the title: what reads the drawings, as its card says (this one: the simple CNN, on a slice of MNIST)
+    assert at.caption[0].value == display.escape_markdown(
+        "Model “default” (a “simple” network, trained on MNIST) reads your handwriting as you draw.")
     assert inside.code[0].value == card["command"] == "pytest fixture"
     assert not inside.warning  # the test set is reachable: the gallery is shown
     wrong = len(card["misclassified"])
@@ -90,6 +94,24 @@ def test_blank_canvas_shows_the_hint_and_no_prediction(app_store, monkeypatch):
     draw = at.tabs[0]
     assert any("Draw a digit" in i for i in texts(draw.info))
     assert "Prediction" not in [m.label for m in draw.metric]
+
+
+def test_the_active_model_is_in_the_pages_link_and_survives_a_reload(app_store, tmp_path, monkeypatch):
+    store = tmp_path / "models"
+    copy_model(app_store, "default", store, "default")
+    copy_model(app_store, "default", store, "other")
+    at = run_app(store, monkeypatch)
+    assert at.query_params["model"] in ("default", ["default"])  # AppTest gives a value or a list
+    at.sidebar.selectbox(key="model").set_value("other").run()
+    assert at.query_params["model"] in ("other", ["other"])
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)  # a new session opened at that link
+    reloaded.query_params["model"] = "other"
+    reloaded.run()
+    assert reloaded.sidebar.selectbox(key="model").value == "other"
+    nonsense = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    nonsense.query_params["model"] = "../etc/passwd"
+    nonsense.run()
+    assert nonsense.sidebar.selectbox(key="model").value == "default" and not nonsense.exception
 
 
 def test_model_selector_lists_every_model_with_its_test_error(app_store, tmp_path, monkeypatch):
@@ -200,6 +222,8 @@ def test_a_preset_fills_the_training_form(app_store, monkeypatch):
     assert at.sidebar.selectbox(key="train_architecture").value == large.architecture
     assert at.sidebar.number_input(key="train_epochs").value == large.epochs
     assert at.sidebar.select_slider(key="train_batch_size").value == large.batch_size
+    # Presets hold no validation data; the form holds out 10%, and says so, so that validation curves appear
+    assert large.validation_split == 0 and at.sidebar.select_slider(key="train_validation").value == 0.1
 
 
 @pytest.mark.slow
@@ -217,12 +241,17 @@ def test_training_from_the_page_makes_the_new_model_active(app_store, small_mnis
     submit(bob, "other", epochs=1)
     busy = display.escape_markdown("A training is already running on this server: 'tiny'")
     assert any(busy in w for w in texts(bob.sidebar.warning))
+    assert any("wait for it to finish (only the user who started it can stop it)" in w
+               for w in texts(bob.sidebar.warning))
     assert not any("Stop" == b.label for b in bob.sidebar.button)  # only its owner may stop it
 
     wait_for(alice, lambda: alice.sidebar.success or alice.sidebar.error)
     assert alice.sidebar.selectbox(key="model").value == "tiny"
     assert any("Trained `tiny`" in s and "test error" in s for s in texts(alice.sidebar.success))
     assert alice.tabs[1].subheader[0].value == "Model “tiny”"
+    tiny = card_of(store, "tiny")
+    assert tiny["training"]["validation_split"] == 0.1 and tiny["validation_error"] is not None
+    assert set(tiny["history"]) >= {"val_loss", "val_accuracy"}  # the curves the page draws
     assert bob.run().sidebar.selectbox(key="model").value == "default"  # the other user keeps theirs
 
     default_before = (store / "default.keras").read_bytes()

@@ -182,6 +182,75 @@ def test_why_shows_what_drove_the_answer_and_follows_the_drawing(page, pen_digit
         print(f"\n[browser] mouse-up to prediction with Why? on (ms): {latencies}")
 
 
+def test_writing_a_year_shows_the_number_and_each_digit(page, pen_digits):
+    by_label = {label: driver.choose_digits(pen_digits, 1)[label] for label in range(10)}
+    page.get_by_role("slider", name="Pen width").press("Home")  # the thinnest pen, for four digits on one canvas
+    driver.draw_number(page, [by_label[d] for d in (2, 0, 2, 6)])
+    text, _ = driver.read_prediction(page)
+    assert text == "2026"
+    expect(page.locator('img[alt^="Digit 4 of the number, as the model sees it: read as 6"]')).to_be_visible()
+    expect(page.get_by_text("4 digits", exact=False).first).to_be_visible()
+
+
+def test_a_scribble_is_not_read_as_a_digit(page):
+    zigzag = np.array([[40 + 22 * i, 110 if i % 2 else 190] for i in range(11)], float)  # a w, wider than a digit
+    driver.draw(page, [zigzag])
+    text, _ = driver.read_prediction(page)
+    assert text == "?"
+    expect(page.get_by_text("This does not look like a digit.")).to_be_visible()
+
+
+def test_at_phone_size_the_answer_and_probabilities_are_on_the_first_screen(server, chromium, pen_digits, tmp_path,
+                                                                           capsys):
+    """390x844 with touch: a finger draws; canvas, answer and probabilities fit the first screen."""
+    phone = driver.open_page(chromium, server.url, device=driver.PHONE)
+    try:
+        digit = driver.choose_digits(pen_digits, 1)[4]
+        driver.touch_draw(phone, canvas_points(digit, canvas_size=driver.CANVAS_SIZE, stroke_width=driver.PEN_WIDTH))
+        text, ms = driver.read_prediction(phone)
+        assert text == "4"
+        # The first screen: the page and Streamlit's own scrolling container at their tops
+        phone.evaluate("() => { window.scrollTo(0, 0); "
+                       "document.querySelector('[data-testid=stMain]')?.scrollTo(0, 0); }")
+        phone.wait_for_timeout(200)
+        height = phone.viewport_size["height"]
+        for what, box in (("canvas", phone.locator(driver.CANVAS).bounding_box()),
+                          ("answer", phone.get_by_test_id("stMetric").first.bounding_box()),
+                          ("probabilities", phone.get_by_test_id("stVegaLiteChart").first.bounding_box())):
+            assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"the {what} is below the first screen: {box}"
+        phone.screenshot(path=tmp_path / "phone.png")
+        strip = phone.locator('img[alt^="The drawing through each preprocessing step"]').bounding_box()
+        assert strip["height"] < 100  # the five steps in one row, not stacked
+        with capsys.disabled():
+            print(f"\n[browser] phone 390x844, touch: prediction {round(ms)} ms after the finger lifted; "
+                  f"screenshot {tmp_path / 'phone.png'}")
+    finally:
+        phone.context.close()
+
+
+def test_text_and_controls_meet_wcag_aa_contrast_and_every_image_has_alternative_text(page, pen_digits):
+    driver.draw_digit(page, driver.choose_digits(pen_digits, 1)[5])
+    driver.read_prediction(page)
+    page.get_by_text("Why? Show what the network looked at").click()
+    expect(page.locator('img[alt^="Heat map of the ink that made the network read"]')).to_be_visible(timeout=30_000)
+    ratios = driver.contrast(page, [
+        ("caption", '[data-testid="stCaptionContainer"]', None),
+        ("primary button", 'button[kind="primaryFormSubmit"] p', None),
+        ("active tab", '[role="tab"][aria-selected="true"]', None),
+        ("slider value", '[data-testid="stSliderThumbValue"]', '[data-testid="stSlider"]'),
+        ("widget label", '[data-testid="stWidgetLabel"] p', None),
+    ])
+    kinds = {name for name, _, _ in ratios}
+    assert kinds == {"caption", "primary button", "active tab", "slider value", "widget label"}, kinds
+    low = [(name, text, round(r, 2)) for name, text, r in ratios if r < 4.5]
+    assert not low, f"below WCAG AA's 4.5:1: {low}"
+    page.get_by_role("tab", name="Look inside").click()
+    expect(page.locator('img[alt^="A test "]').first).to_be_visible(timeout=30_000)  # the gallery of mistakes
+    images = page.locator("img")
+    assert images.count() > 10
+    assert all((images.nth(i).get_attribute("alt") or "").strip() for i in range(images.count()))
+
+
 # --- training and uploading from the sidebar ------------------------------------------------------------------
 
 

@@ -139,7 +139,8 @@ def test_predict_says_nothing_drawn_for_a_blank_image(trained_store, tmp_path):
     Image.new("RGB", (280, 280), "white").save(blank)
     as_json = cli("predict", "--model", "small", "--json", str(blank), models=trained_store.directory)
     assert json.loads(as_json.stdout) == {"path": str(blank), "digit": None, "probabilities": None,
-                                          "thick_strokes": False}
+                                          "thick_strokes": False, "number": None, "not_a_digit": False,
+                                          "guess": None, "digits": []}
     as_text = cli("predict", "--model", "small", str(blank), models=trained_store.directory)
     assert as_text.stdout.strip() == f"{blank}: nothing drawn"
 
@@ -293,3 +294,26 @@ def test_train_watches_a_drawing_at_every_epoch(small_mnist_npz, pen_drawings, t
     assert epochs[0].watched.kernels().tolist() != epochs[1].watched.kernels().tolist()  # they learn
     label = int(pen_drawings[3].stem.split("-")[1])
     assert int(np.argmax(epochs[-1].watched.probabilities)) == label
+
+
+def test_predict_reads_a_number_and_flags_what_is_not_a_digit(handwriting_dir, tmp_path):
+    """The shipped model: a year drawn by a held-out writer, and a held-out BHMSDS w, as PNG files."""
+    from mnist_core.handwriting import load_bhmsds_symbols, load_pendigits, render_pen_number
+
+    digits = [d for d in load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra") if d.writer == 22]
+    year = [next(d for d in digits if d.label == label) for label in (1, 9, 8, 4)]
+    number, letter = tmp_path / "year.png", tmp_path / "w.png"
+    Image.fromarray(render_pen_number(year, gaps=0.3)).save(number)
+    images, _, ids = load_bhmsds_symbols(handwriting_dir / "bhmsds", ("w",))
+    Image.fromarray(images[ids >= 1200][0]).save(letter)
+    result = cli("predict", "--json", str(number), str(letter))
+    assert result.returncode == 0, result.stderr
+    year_line, letter_line = (json.loads(line) for line in result.stdout.splitlines())
+    assert year_line["number"] == "1984" and year_line["digit"] is None and year_line["not_a_digit"] is False
+    assert [d["digit"] for d in year_line["digits"]] == [1, 9, 8, 4]
+    assert all(len(d["probabilities"]) == 10 for d in year_line["digits"])
+    assert letter_line["not_a_digit"] is True and letter_line["number"] is None and letter_line["digit"] is None
+    assert letter_line["guess"]  # the best guess stays available
+    as_text = cli("predict", str(number), str(letter))
+    first, second = as_text.stdout.splitlines()
+    assert first.startswith(f"{number}: 1984 (") and "does not look like a digit" in second

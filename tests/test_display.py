@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +14,12 @@ from test_store import small_filesystem, unwritable
 
 from mnist_core.card import ModelCard
 from mnist_core.data import DataError
+from mnist_core.progress import TrainingProgress
 from mnist_core.settings import TrainingSettings
 from mnist_core.store import ModelStore, StoredModel
-from mnist_core.training import TrainingProgress
 from page import display
 
+ROOT = Path(__file__).resolve().parent.parent
 PIXEL_HEADER = ",".join(["label", *(f"pixel{i}" for i in range(784))])
 
 
@@ -172,10 +174,10 @@ def test_settings_beyond_form_names_what_the_form_does_not_show():
     quick = TrainingSettings("simple", epochs=3, batch_size=64, learning_rate=2e-3, validation_split=0,
                              schedule="cosine")
     assert display.settings_beyond_form(quick) == (
-        "learning rate 0.002, cosine learning-rate schedule, no validation split"
+        "learning rate 0.002, cosine learning-rate schedule"
     )
     assert display.settings_beyond_form(TrainingSettings(members=2, validation_split=0.2)) == (
-        "20% held out for validation, 2 networks trained and averaged"
+        "2 networks trained and averaged"  # the validation split is in the form
     )
 
 
@@ -332,3 +334,11 @@ def test_uploads_are_pruned_oldest_first_sparing_what_is_in_use(mnist, tmp_path)
         *uploads[4:], tested]  # over the size cap: a card's test set goes last, but it goes
     assert sorted(tmp_path.iterdir()) == sorted([held, writing, running])
     display.release_upload(held, started=False)
+
+
+def test_the_subtitle_and_the_card_facts_say_what_the_shipped_model_was_trained_on():
+    card = ModelCard.from_dict(json.loads((ROOT / "models" / "default.json").read_text()))
+    assert display.subtitle(card) == ("Model “default” (2 “best” CNNs averaged, trained on MNIST + usps, optdigits, "
+                                      "cvl, bhmsds, pendigits, slashed zeros) reads your handwriting as you draw.")
+    assert "learning rate 0.00015 (cosine decay)" in display.card_facts(card)["Training"]
+    assert display.subtitle(None).startswith("Draw a digit")

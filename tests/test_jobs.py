@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -143,15 +144,21 @@ def test_training_runs_at_lower_priority(store, small_mnist_npz):
     assert np.isfinite(runner.status().finished)
 
 
+def hang(runner: TrainingRunner, name: str, data) -> subprocess.Popen:
+    """Start a long training and freeze its process (SIGSTOP) once it reports: a hung training."""
+    runner.start(LONG, name, data)
+    wait_for(lambda: runner.status().progress is not None)
+    process = runner._job.process
+    os.kill(process.pid, signal.SIGSTOP)
+    return process
+
+
 def test_stop_kills_a_hung_training_after_the_grace_period(store, small_mnist_npz, pen_canvas):
     """A SIGSTOPped child never sees Stop's SIGTERM: before, it held the server's training slot for ever."""
     before = (store.directory / "default.keras").read_bytes()
     runner = TrainingRunner(store)
     runner.stop_grace = 3  # 10 s on the page
-    runner.start(LONG, "hung", small_mnist_npz)
-    wait_for(lambda: runner.status().progress is not None)
-    process = runner._job.process
-    os.kill(process.pid, signal.SIGSTOP)
+    process = hang(runner, "hung", small_mnist_npz)
     assert runner.stop()
     status = runner.wait(30)
     assert status.state == "cancelled", status
@@ -165,10 +172,7 @@ def test_stop_kills_a_hung_training_after_the_grace_period(store, small_mnist_np
 def test_a_training_that_reports_nothing_for_too_long_is_ended(store, small_mnist_npz):
     runner = TrainingRunner(store)
     runner.silence_limit = 4  # 10 min on the page
-    runner.start(LONG, "silent", small_mnist_npz)
-    wait_for(lambda: runner.status().progress is not None)
-    process = runner._job.process
-    os.kill(process.pid, signal.SIGSTOP)
+    process = hang(runner, "silent", small_mnist_npz)
     status = runner.wait(30)
     assert status.state == "failed", status
     assert status.error == ("it had reported nothing for 4 s (hung), so it was killed; the previous models are "

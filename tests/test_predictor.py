@@ -105,3 +105,29 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 
     with pytest.raises(ModelStoreError, match="no model named 'default'"):
         Predictor.load("default", ModelStore(tmp_path))
+
+
+def test_predict_number_reads_one_digit_exactly_as_predict(predictor, pen_digits):
+    for digit in pen_digits[:10]:
+        canvas = render_pen_digit(digit)
+        reading, alone = predictor.predict_number(canvas), predictor.predict(canvas)
+        assert len(reading.digits) == 1 and reading.boxes[0][2] > reading.boxes[0][0]
+        np.testing.assert_array_equal(reading.digits[0].probabilities, alone.probabilities)
+        assert reading.digit == (None if reading.not_a_digit else alone.digit)
+        assert reading.number == (None if reading.not_a_digit else str(alone.digit))
+
+
+def test_predict_number_finds_each_digit_of_a_number(predictor, pen_digits):
+    from mnist_core.handwriting import render_pen_number
+
+    same_writer = [d for d in pen_digits if d.writer == pen_digits[0].writer][:3] or pen_digits[:3]
+    reading = predictor.predict_number(render_pen_number(same_writer, gaps=0.3))
+    assert len(reading.digits) == len(same_writer) and reading.digit is None
+    assert [box[0] for box in reading.boxes] == sorted(box[0] for box in reading.boxes)
+    assert reading.guess == "".join(str(d.digit) for d in reading.digits)
+
+
+def test_predict_number_of_nothing_drawn(predictor):
+    reading = predictor.predict_number(np.zeros((280, 280, 4), np.uint8))
+    assert reading.as_dict() == {"digit": None, "probabilities": None, "thick_strokes": False, "number": None,
+                                 "not_a_digit": False, "guess": None, "digits": []}
