@@ -6,7 +6,8 @@ launching the server to its health check, to the canvas on screen, and to the mo
 (the page's "Draw a digit" hint appears only then). Then draws real pen digits
 (``--per-class`` of each class, from ``$HANDWRITING_DATA/pendigits``) with the mouse, clearing
 the canvas between them, and times mouse-up to the new prediction on screen; then the same
-digits again with the "Why?" view on (saliency, feature maps and layers follow each stroke).
+digits again with the "Why?" view on (saliency, feature maps and layers follow each stroke), and
+once more at a phone's size (390x844), drawn with touch events.
 
     python benchmarks/bench_browser.py [--models-dir models] [--starts 3] [--per-class 3]
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the browser driver the tests use (tes
 import app_driver as driver
 from playwright.sync_api import sync_playwright
 
-from mnist_core.handwriting import load_pendigits
+from mnist_core.handwriting import canvas_points, load_pendigits
 from mnist_core.store import ModelStore
 
 
@@ -49,7 +50,7 @@ def main() -> int:
         print(f"error: no usable default model in {args.models_dir}: {entry.problem}", file=sys.stderr)
         return 1
     digits = driver.choose_digits(load_pendigits(args.data / "pendigits" / "pendigits-orig.tra"), args.per_class)
-    measured, with_why = driver.Measurements(), driver.Measurements()
+    measured, with_why, on_phone = driver.Measurements(), driver.Measurements(), driver.Measurements()
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = driver.launch(p)
@@ -72,6 +73,14 @@ def main() -> int:
                         text, ms = driver.read_prediction(page)
                         with_why.drawn.append((digit.label, text, ms))
                         driver.clear(page)
+                    # At a phone's size, drawn with a finger (touch events).
+                    phone = driver.open_page(browser, server.url, device=driver.PHONE)
+                    for digit in digits:
+                        driver.touch_draw(phone, canvas_points(digit, canvas_size=driver.CANVAS_SIZE,
+                                                               stroke_width=driver.PEN_WIDTH))
+                        text, ms = driver.read_prediction(phone)
+                        on_phone.drawn.append((digit.label, text, ms))
+                        driver.clear(phone)
             finally:
                 server.stop()
         browser.close()
@@ -83,14 +92,22 @@ def main() -> int:
              "n_test": card.test_set.n_test}
     result = measured.write(args.out, "benchmarks/bench_browser.py", model)
     result["stroke_to_prediction_with_why"] = with_why.latency_summary()
+    result["stroke_to_prediction_phone_touch"] = {**on_phone.latency_summary(), "viewport": "390x844",
+                                                  "drawn_correct": f"{round(on_phone.accuracy() * len(digits))}"
+                                                                   f"/{len(digits)}"}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     latency, why = result["stroke_to_prediction"], result["stroke_to_prediction_with_why"]
     print(f"model: default ({card.architecture}, {card.test_error:.2f}% test error)")
+    print(f"first visit after a start: the title on screen {measured.startup['first_visit_to_title_s']} s after the "
+          "visit")
     print(f"startup, median of {len(starts)}: health {measured.startup['health_s']} s, canvas on screen "
           f"{measured.startup['canvas_visible_s']} s, model loaded {measured.startup['model_ready_s']} s")
     print(f"mouse-up to prediction over {latency['n']} drawn digits: median {latency['median_ms']} ms, "
           f"p95 {latency['p95_ms']} ms ({result['drawn_correct']} recognised)")
     print(f"the same with the Why? view on: median {why['median_ms']} ms, p95 {why['p95_ms']} ms")
+    phone = result["stroke_to_prediction_phone_touch"]
+    print(f"at 390x844, drawn with touch: median {phone['median_ms']} ms, p95 {phone['p95_ms']} ms "
+          f"({phone['drawn_correct']} recognised)")
     print(f"written to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     print("each start:", json.dumps(starts))
     return 0

@@ -285,7 +285,9 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_have_count(0)
         assert re.fullmatch(r"tiny-browser · [\d.]+% test error", active_model(alice))
         alice.get_by_role("tab", name="Look inside").click()
-        expect(alice.get_by_text("Model “tiny-browser”")).to_be_visible()
+        expect(alice.get_by_text("Model “tiny-browser”", exact=True)).to_be_visible()  # the Look inside heading
+        # and the line under the title says what now reads her drawings
+        expect(alice.get_by_text(re.compile(r"^Model “tiny-browser” \(a “simple” network, trained on"))).to_be_visible()
         assert active_model(bob).startswith("default")  # Bob's choice is his own
     finally:
         alice.context.close()
