@@ -36,13 +36,15 @@ from streamlit_drawable_canvas import st_canvas
 from mnist_core import pictures
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError, load_mnist
-from mnist_core.preprocessing import ImageError, read_png
+from mnist_core.preprocessing import ImageError, read_image_bytes, read_png
 from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, check_name, default_models_dir
 from page import display
 from page.jobs import TrainingBusy, TrainingRunner
 
 if TYPE_CHECKING:  # TensorFlow loads (~3 s) only when a model does, after the page is on screen
+    import numpy as np
+
     from mnist_core.explain import Explanation
     from mnist_core.predictor import NumberReading, Prediction, Predictor
 
@@ -50,6 +52,7 @@ CANVAS_SIZE = 300
 # The canvas sends a PNG drawn at the screen's device pixel ratio (2 on most phones, 3-4 on a few): one larger
 # than this is refused from its header, not decoded. The browser is the client's: it can send any PNG.
 CANVAS_MAX_SIDE = 4 * CANVAS_SIZE
+MAX_PICTURE_MB = 20  # an uploaded picture of a digit (a phone's photo is 2-8 MB)
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
 LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
 BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
@@ -182,6 +185,10 @@ def draw() -> None:
         pen, ink = st.columns([3, 2], vertical_alignment="center")  # shown under the canvas, read before it
         width = pen.slider("Pen width", min_value=6, max_value=40, value=20, key="pen_width")
         dark_ink = ink.toggle("Dark ink on white", key="dark_ink")
+        picture = st.file_uploader(
+            "Or read a picture of a digit", type=["png", "jpg", "jpeg", "webp", "bmp"], key="digit_picture",
+            help="A photo or a scan of a digit on paper, or any image of one: read exactly as a drawing is. "
+                 f"Up to {MAX_PICTURE_MB} MB. While it is here the canvas is not read; remove it to draw again.")
         steps_area = st.container()
     with canvas_area:
         canvas = st_canvas(
@@ -196,15 +203,8 @@ def draw() -> None:
         with answer_area:
             no_model_help()
         return
-    drawing = None
-    try:  # decoded here, not by the component (canvas.image_data): its PNG's header is checked first
-        png = canvas.image_bytes
-        if png is not None:
-            drawing = read_png(png, max_width=CANVAS_MAX_SIDE, max_height=CANVAS_MAX_SIDE, name="the canvas' image")
-    except (ValueError, AttributeError) as exc:  # an ImageError, or a value that is no base64 data URL at all
-        reason = exc if isinstance(exc, ImageError) else "the canvas sent something that is not a PNG data URL"
-        with canvas_area:
-            st.warning(f"This drawing was not read: {display.escape_markdown(reason)}", icon=":material/warning:")
+    with controls_area if picture is not None else canvas_area:  # where a refusal is said
+        drawing = read_picture(picture) if picture is not None else read_canvas(canvas)
     reading = predictor.predict_number(drawing) if drawing is not None else None
     drawn = reading is not None and bool(reading.digits)
     one = reading.digits[0] if drawn and len(reading.digits) == 1 and not reading.not_a_digit else None
@@ -224,6 +224,34 @@ def draw() -> None:
             why(predictor.explain(drawing))
     elif explain and drawn:
         why_area.caption("“Why?” explains one digit at a time: draw a single digit to see it.")
+
+
+def read_canvas(canvas) -> np.ndarray | None:
+    """The canvas' drawing, decoded here rather than by the component (canvas.image_data): its PNG's header is
+    checked first. None when nothing was sent, or when what was sent is refused (said under the canvas)."""
+    try:
+        png = canvas.image_bytes
+        if png is not None:
+            return read_png(png, max_width=CANVAS_MAX_SIDE, max_height=CANVAS_MAX_SIDE, name="the canvas' image")
+    except (ValueError, AttributeError) as exc:  # an ImageError, or a value that is no base64 data URL at all
+        reason = exc if isinstance(exc, ImageError) else "the canvas sent something that is not a PNG data URL"
+        st.warning(f"This drawing was not read: {display.escape_markdown(reason)}", icon=":material/warning:")
+    return None
+
+
+def read_picture(upload) -> np.ndarray | None:
+    """An uploaded picture of a digit, or None with the reason it cannot be read."""
+    data = upload.getvalue()
+    try:
+        if len(data) > MAX_PICTURE_MB * 1024 * 1024:
+            raise ImageError(f"{upload.name}: {len(data) / 1024 / 1024:.0f} MB, more than the {MAX_PICTURE_MB} MB "
+                             "a picture may be")
+        picture = read_image_bytes(data, upload.name)
+    except ImageError as exc:
+        st.warning(f"This picture was not read: {display.escape_markdown(exc)}", icon=":material/warning:")
+        return None
+    st.caption(f"Reading your picture **{display.escape_markdown(upload.name)}**; remove it to draw again.")
+    return picture
 
 
 def why(explanation: Explanation) -> None:

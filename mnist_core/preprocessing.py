@@ -188,6 +188,14 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -
     return _decode(path, str(path), max_pixels)
 
 
+def read_image_bytes(data: bytes, name: str = "image", *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode an image a user uploaded (PNG, JPEG, ...; ``name`` is how errors call it) as :func:`read_image`
+    reads a file: EXIF rotation applied; :class:`ImageError` for an empty, unreadable or too large image."""
+    if not data:
+        raise ImageError(f"{name}: empty file, expected an image (PNG, JPEG, ...)")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
 def png_size(data: bytes, name: str = "image") -> tuple[int, int]:
     """The width and height a PNG's header (its IHDR chunk) declares, read from ``data`` without decoding it."""
     if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":

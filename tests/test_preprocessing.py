@@ -492,3 +492,19 @@ def test_a_thick_pen_on_a_small_digit_is_flagged_and_ordinary_writing_is_not(pen
     # Not measured, so never flagged: without the stroke-width step, and for a blank canvas.
     assert to_mnist(render_pen_digit(chosen[0], 300, 40, 0.2), normalise_width=False).relative_stroke_width is None
     assert not to_mnist(np.zeros((100, 100), np.uint8)).thick_strokes
+
+
+def test_an_uploaded_picture_is_read_as_a_file_is_or_refused_naming_it(tmp_path):
+    from PIL import Image
+
+    from mnist_core.preprocessing import read_image_bytes
+
+    path = tmp_path / "digit.jpg"
+    Image.fromarray(np.tile(np.arange(0, 250, 5, dtype=np.uint8), (40, 1))).convert("RGB").save(path, quality=90)
+    np.testing.assert_array_equal(read_image_bytes(path.read_bytes(), "digit.jpg"), read_image(path))
+    with pytest.raises(ImageError, match="^empty.png: empty file"):
+        read_image_bytes(b"", "empty.png")
+    with pytest.raises(ImageError, match="^notes.png: not an image file Pillow can read"):
+        read_image_bytes(b"just some text", "notes.png")
+    with pytest.raises(ImageError, match="^huge.png: image is far larger than the 50,000,000 pixels accepted"):
+        read_image_bytes(png_bytes(20000, 20000), "huge.png")
