@@ -16,9 +16,11 @@ import streamlit as st
 st.set_page_config(page_title="Digit recogniser", page_icon=":material/draw:", layout="wide")
 # On a phone, less room above the canvas: the answer must fit on the first screen under it.
 st.html("""<style>@media (max-width: 640px) {
-  [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; padding-bottom: 2rem; }
-  h1 { font-size: 1.4rem !important; padding: 0 !important; }
+  [data-testid="stMainBlockContainer"] { padding-top: 3.75rem; padding-bottom: 2rem; }
+  h1 { font-size: 1.25rem !important; padding: 0 !important; }
+  [data-testid="stCaptionContainer"] { font-size: 0.8rem; line-height: 1.35; }
   [data-testid="stHorizontalBlock"] { gap: 0.5rem; }
+  [data-testid="stTabs"] [role="tablist"] { margin-bottom: -0.5rem; }
 }</style>""")
 st.title(":material/draw: Handwritten digit recogniser")
 subtitle = st.empty()  # what reads the drawings, once the model is known (the last step of a run)
@@ -184,7 +186,7 @@ def draw() -> None:
     with controls_area:
         pen, ink = st.columns([3, 2], vertical_alignment="center")  # shown under the canvas, read before it
         width = pen.slider("Pen width", min_value=6, max_value=40, value=20, key="pen_width")
-        dark_ink = ink.toggle("Dark ink on white", key="dark_ink")
+        dark_ink = ink.toggle("Dark ink on white", key="dark_ink", on_change=recolour_drawing)
         picture = st.file_uploader(
             "Or read a picture of a digit", type=["png", "jpg", "jpeg", "webp", "bmp"], key="digit_picture",
             help="A photo or a scan of a digit on paper, or any image of one: read exactly as a drawing is. "
@@ -193,11 +195,17 @@ def draw() -> None:
     with canvas_area:
         canvas = st_canvas(
             stroke_width=width,
-            stroke_color="#111111" if dark_ink else "#ffffff",
+            stroke_color=ink_colour(dark_ink),
             background_color="#ffffff" if dark_ink else "#000000",
-            width=CANVAS_SIZE, height=CANVAS_SIZE,
+            width=CANVAS_SIZE, height=CANVAS_SIZE, initial_drawing=st.session_state.get("canvas_restore"),
             update_streamlit=True, return_image_data=True, key="canvas",
         )
+        st.session_state.canvas_objects = (canvas.json_data or {}).get("objects", [])
+        buttons = st.container(horizontal=True)  # one row, on a phone too (columns would stack)
+        buttons.button("Undo", icon=":material/undo:", width="stretch", on_click=restore_drawing, args=(-1,),
+                    disabled=not st.session_state.canvas_objects, help="Take back the last stroke")
+        buttons.button("Clear", icon=":material/delete:", width="stretch", on_click=restore_drawing, args=(0,),
+                     disabled=not st.session_state.canvas_objects, help="Start again on an empty canvas")
     predictor = active_predictor()
     if predictor is None:
         with answer_area:
@@ -224,6 +232,29 @@ def draw() -> None:
             why(predictor.explain(drawing))
     elif explain and drawn:
         why_area.caption("“Why?” explains one digit at a time: draw a single digit to see it.")
+
+
+def ink_colour(dark_ink: bool) -> str:
+    return "#111111" if dark_ink else "#ffffff"
+
+
+def restore_drawing(keep: int | None = None, recolour: bool = False) -> None:
+    """Redraw the canvas with its strokes but the last (``keep=-1``), none (``keep=0``), or all in the other
+    ink (``recolour``): the canvas then sends the new drawing, read as any stroke is. A counter makes each
+    request new, so that two clears in a row both take effect."""
+    state = st.session_state
+    objects = list(state.get("canvas_objects", []))
+    if keep is not None:
+        objects = objects[:keep] if keep else []
+    if recolour:
+        objects = [{**o, "stroke": ink_colour(state.dark_ink)} if "stroke" in o else o for o in objects]
+    state.canvas_restores = state.get("canvas_restores", 0) + 1
+    state.canvas_restore = {"objects": objects, "restore": state.canvas_restores}
+
+
+def recolour_drawing() -> None:
+    """The ink was switched: keep the drawing, in the new ink on the new background."""
+    restore_drawing(recolour=True)
 
 
 def read_canvas(canvas) -> np.ndarray | None:
@@ -285,7 +316,7 @@ def show_answer(reading: NumberReading | None) -> None:
     """The answer to a drawing: one digit, a number of several, or "not a digit" (the guess kept aside)."""
     if reading is None:
         st.info("**Draw a digit** in the box, large and centred, or a number of a few digits side by side. "
-                "The prediction updates as you draw; undo and clear (the bin) are in the box's toolbar.",
+                "The prediction updates as you draw; Undo and Clear are under the box.",
                 icon=":material/draw:")
     elif reading.not_a_digit:
         st.metric("Prediction", "?", delta="does not look like a digit", delta_color="gray", delta_arrow="off")
@@ -327,7 +358,7 @@ def show_prediction(prediction: Prediction) -> None:
     if prediction.thick_strokes:
         st.warning("**Strokes too thick for a digit this small:** they fill its loops and gaps. "
                    "Draw it larger or choose a thinner pen.", icon=":material/line_weight:")
-    st.vega_lite_chart(spec=display.probability_chart(prediction.probabilities, height=150), width="stretch")
+    st.vega_lite_chart(spec=display.probability_chart(prediction.probabilities, height=120), width="stretch")
     st.image(display.enlarge(prediction.image, 5), caption="The 28×28 image the model sees",
              alt=f"The 28×28 image the model sees, read as {prediction.digit}")
 

@@ -210,8 +210,8 @@ def draw_digit(page, digit: PenDigit) -> None:
 
 
 def clear(page, timeout: float = 30) -> None:
-    """Clear the canvas with its toolbar's bin, then wait for the hint."""
-    page.get_by_role("button", name="Reset canvas & history").click()
+    """Clear the canvas with the page's Clear button, then wait for the hint."""
+    page.get_by_role("button", name="Clear", exact=True).click()
     page.get_by_text(HINT).wait_for(state="visible", timeout=timeout * 1000)
 
 

@@ -157,6 +157,22 @@ def test_a_thick_pen_on_a_small_digit_gets_a_hint(page, pen_digits):
     expect(page.get_by_text("Strokes too thick for a digit this small")).to_have_count(0)
 
 
+def test_undo_clear_and_a_change_of_ink_keep_control_of_the_drawing(page, pen_digits):
+    """The page's own buttons, always visible (the component's toolbar shows only on hover)."""
+    seven = next(d for d in pen_digits if d.label == 7 and len(d.strokes) == 2)  # a crossed 7: stem, then bar
+    strokes = canvas_points(seven, canvas_size=driver.CANVAS_SIZE, stroke_width=driver.PEN_WIDTH)
+    driver.draw(page, strokes)
+    whole, _ = driver.read_prediction(page)
+    page.get_by_text("Dark ink on white").click()  # the drawing stays, in the other ink
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text(whole, timeout=30_000)
+    expect(page.get_by_text(driver.HINT)).to_be_hidden()
+    page.get_by_role("button", name="Undo", exact=True).and_(page.get_by_test_id("stBaseButton-secondary")).click()
+    expect(page.locator('img[alt^="The 28×28 image the model sees"]')).not_to_have_attribute(
+        "src", page.locator('img[alt^="The 28×28 image the model sees"]').get_attribute("src"), timeout=30_000)
+    driver.clear(page)
+    expect(page.get_by_test_id("stMetricLabel").filter(has_text="Prediction")).to_have_count(0)
+
+
 def test_why_shows_what_drove_the_answer_and_follows_the_drawing(page, pen_digits, capsys):
     first, second = driver.choose_digits(pen_digits, 1)[2], driver.choose_digits(pen_digits, 1)[6]
     driver.draw_digit(page, first)
