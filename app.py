@@ -622,8 +622,10 @@ with st.sidebar:
 
 with inside_tab:
     predictor = active_predictor()
-    st.session_state.subtitle = display.subtitle(predictor.card if predictor is not None else None)
-    subtitle.caption(display.escape_markdown(st.session_state.subtitle))
+    # Kept as shown (escaped), so that the next run's first paint shows the same text before this line replaces it.
+    active_card = predictor.card if predictor is not None else None
+    st.session_state.subtitle = display.escape_markdown(display.subtitle(active_card))
+    subtitle.caption(st.session_state.subtitle)
     if predictor is None:
         no_model_help()
     else:

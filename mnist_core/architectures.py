@@ -139,6 +139,13 @@ def ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
     return keras.Model(inputs, outputs, name=name)
 
 
+def networks(model: keras.Model) -> list[keras.Model]:
+    """The networks a model is made of: the members of an :func:`ensemble`, or the model itself."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+
+
 @dataclass(frozen=True)
 class Architecture:
     """One network of the zoo: what the page calls it, how it trains by default, and its builder."""

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_core.architectures import as_model_input
+from mnist_core.architectures import as_model_input, networks
 
 STEPS = 16  # points on the path from blank to the drawing (midpoint rule); 16 and 64 rank pixels alike
 # Layers whose output is still a picture of the drawing, and which follow a convolution within its block.
@@ -108,10 +108,10 @@ class Explainer:
 
     def __init__(self, model: keras.Model):
         self.model = model
-        networks = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-        self._network = networks[0] if networks else model
-        self.network = (f"the first of its {len(networks)} networks ({self._network.name}); the saliency explains "
-                        f"their average" if networks else f"the network ({model.name})")
+        members = networks(model)
+        self._network = members[0]
+        self.network = (f"the first of its {len(members)} networks ({self._network.name}); the saliency explains "
+                        f"their average" if len(members) > 1 else f"the network ({model.name})")
         layers = [layer for layer in self._network.layers if not isinstance(layer, keras.layers.InputLayer)]
         self._layers = [(layer.name, type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params())
                         for layer in layers]

@@ -31,9 +31,9 @@ TRAIN_COMMAND = "python -m mnist_core.gate_training"
 
 @dataclass(frozen=True)
 class DigitGate:
-    """The digit-or-not network: :meth:`probabilities` of digit, not a digit and two digits; :meth:`score`.
+    """The digit-or-not network: :meth:`probabilities` of digit, not a digit and two digits.
 
-    ``threshold``: at or above it an image is called not a digit (set at training
+    ``threshold``: at or above its score, 1 - P(digit), an image is called not a digit (set at training
     from held-back digits; see the card's ``threshold_rule``).
     """
 
@@ -64,11 +64,7 @@ class DigitGate:
         """(3,): one 28x28 uint8 image (ink high, as ``to_mnist`` gives) is a digit, not a digit, two digits."""
         return self._run(as_model_input(image[None]))[0]
 
-    def score(self, image: np.ndarray) -> float:
-        """1 - P(digit): the image is not one digit; at or above ``threshold`` it is refused."""
-        return float(1.0 - self.probabilities(image)[0])
-
-    # Made at the first score: a LiteRT interpreter (a few ms).
+    # Made at the first use: a LiteRT interpreter (a few ms).
     @cached_property
     def _run(self):
         from mnist_core.litert import LiteRTModel

@@ -37,7 +37,7 @@ class LiteRTModel:
 
     Safe to call from several threads (the page serves every session from one
     predictor): calls take turns, each ~0.3 ms. ``classes``: 10 for a digit
-    model, 2 for the digit-or-not network (:mod:`mnist_core.gate`).
+    model, 3 for the digit-or-not network (:mod:`mnist_core.gate`).
     """
 
     def __init__(self, flatbuffer: bytes, threads: int | None = None, classes: int = 10):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mnist_core.preprocessing import Preprocessed, to_mnist
+from mnist_core.preprocessing import EIGHT_NEIGHBOURS, Preprocessed, to_mnist
 
 # Ink of at least this fraction of the strongest makes the strokes that are found;
 # the fainter, anti-aliased edge around them goes with them into each crop.
@@ -49,7 +49,6 @@ MAX_PIECES = 12  # more pieces than this is no number: read the drawing whole
 # What cutting a stroke costs, in log-probability: a digit must read far better in two
 # parts than whole to be cut (a wide 0 read as "( )" scores about as well as one 0).
 CUT_PENALTY = 1.5
-_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 Classify = Callable[[list[Preprocessed]], tuple[np.ndarray, np.ndarray]]
 
@@ -137,7 +136,7 @@ def _uncut(pieces: list[_Piece], runs: list[tuple[int, int]], gate: np.ndarray) 
 
 def _pieces(ink: np.ndarray) -> tuple[np.ndarray, list[_Piece], int]:
     """The labelled strokes of ``ink``, its pieces left to right (joined, cut) and how many specks were ignored."""
-    labels, n = ndimage.label(ink >= INK_LEVEL * 255, structure=_EIGHT_NEIGHBOURS)
+    labels, n = ndimage.label(ink >= INK_LEVEL * 255, structure=EIGHT_NEIGHBOURS)
     boxes = ndimage.find_objects(labels)
     tallest = max((b[0].stop - b[0].start for b in boxes), default=0)
     groups = []  # [labels, left, right, top, bottom] of the strokes that are not specks
@@ -209,7 +208,7 @@ def _crop(ink: np.ndarray, labels: np.ndarray, run: list[_Piece], cut_before: bo
     for piece in run:
         columns = slice(piece.left, piece.right)
         mask[:, columns] |= np.isin(labels[:, columns], piece.labels)
-    mask = ndimage.binary_dilation(mask, _EIGHT_NEIGHBOURS, iterations=2)
+    mask = ndimage.binary_dilation(mask, EIGHT_NEIGHBOURS, iterations=2)
     if cut_before:
         mask[:, :run[0].left] = False
     if run[-1].cut_after:

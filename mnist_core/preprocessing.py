@@ -96,7 +96,7 @@ THICK_STROKES = 0.30
 # counts as a stroke; connected specks smaller than MIN_STROKE_PIXELS (at WORK_SIZE) are noise.
 STROKE_LEVELS = (0.5, 0.4, 0.3, 0.2, 0.15)
 MIN_STROKE_PIXELS = 4
-_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 # Larger inputs are first shrunk (box average) below this longer side, which keeps
 # a photo's digit sharp enough while bounding the time taken.
@@ -449,13 +449,13 @@ def stroke_mask(ink: np.ndarray) -> np.ndarray:
     strongest = float(ink.max())
     if strongest <= 0:
         return np.zeros(ink.shape, dtype=bool)
-    strokes, n_strokes = ndimage.label(ink >= STROKE_LEVELS[-1] * strongest, structure=_EIGHT_NEIGHBOURS)
+    strokes, n_strokes = ndimage.label(ink >= STROKE_LEVELS[-1] * strongest, structure=EIGHT_NEIGHBOURS)
     sizes = np.bincount(strokes.ravel(), minlength=n_strokes + 1)
     real = np.flatnonzero(sizes >= MIN_STROKE_PIXELS)
     real = real[real > 0]
     for level in STROKE_LEVELS:
         mask = ink >= level * strongest
-        pieces, n_pieces = ndimage.label(mask, structure=_EIGHT_NEIGHBOURS)
+        pieces, n_pieces = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
         # Each piece lies inside one stroke; the stroke of each piece, and the pieces per stroke:
         piece_stroke = ndimage.maximum(strokes, pieces, index=np.arange(1, n_pieces + 1)) if n_pieces else []
         per_stroke = np.bincount(np.asarray(piece_stroke, dtype=np.int64), minlength=n_strokes + 1)
@@ -466,7 +466,7 @@ def stroke_mask(ink: np.ndarray) -> np.ndarray:
 
 def _pieces(mask: np.ndarray) -> int:
     """The number of connected pieces of ``mask`` (8-connected) of at least MIN_STROKE_PIXELS pixels."""
-    labels, n = ndimage.label(mask, structure=_EIGHT_NEIGHBOURS)
+    labels, n = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
     return int((np.bincount(labels.ravel())[1:] >= MIN_STROKE_PIXELS).sum()) if n else 0
 
 

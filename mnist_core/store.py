@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from mnist_core import architectures
 from mnist_core.card import ModelCard
 from mnist_core.errors import first_line as _first_line
 
@@ -50,7 +51,8 @@ MAX_MODEL_MB = 200
 # to 1.5 GiB peaked at 3.7 GB while loading.
 MAX_CONFIG_MB = 5
 CONFIG_MEMBERS = ("config.json", "metadata.json")
-INPUT_SHAPE, OUTPUT_SHAPE = (None, 28, 28, 1), (None, 10)  # a batch of 28x28 greyscale digits; ten probabilities
+# A batch of 28x28 greyscale digits in, ten probabilities out (mnist_core.architectures holds both facts).
+INPUT_SHAPE, OUTPUT_SHAPE = (None, *architectures.INPUT_SHAPE), (None, architectures.N_CLASSES)
 # A save rewrites its temporary files within seconds (the .keras file last); one untouched for this long
 # has no writer left (a save killed mid-way), and the next listing or save deletes it.
 STALE_TEMP_SECONDS = 10 * 60

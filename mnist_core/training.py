@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_core.architectures import as_model_input, build, ensemble
+from mnist_core.architectures import networks as architecture_networks
 from mnist_core.augmentation import augment_batch
 from mnist_core.data import MnistData, split_validation
 from mnist_core.evaluation import predict_probabilities
@@ -137,7 +138,7 @@ def train(
 
 def _member_weights(base: keras.Model, settings: TrainingSettings) -> list[list[np.ndarray]]:
     """The weights of each network of ``base`` (one, or each member of an ensemble), checked against ``settings``."""
-    networks = [layer for layer in base.layers if isinstance(layer, keras.Model)] or [base]
+    networks = architecture_networks(base)
     if len(networks) != settings.members:
         raise ValueError(f"the base model has {len(networks)} network(s); set members to {len(networks)}, "
                          f"got {settings.members}")
