@@ -108,6 +108,9 @@ class ModelCard:
     # written before versions were recorded are version 1.
     preprocessing: int = 1
     base_model: BaseModel | None = None
+    # Who trained it: an owner id (mnist_core.identity.owner_of a user's key; no personal data), "" when
+    # trained outside the page (the command line, the shipped models).
+    owner: str = ""
 
     @property
     def older_preprocessing(self) -> bool:
@@ -149,6 +152,7 @@ class ModelCard:
             litert_sha256=read.text("litert_sha256", ""),
             preprocessing=read.whole("preprocessing", 1),
             base_model=_base_model(values.get("base_model")),
+            owner=read.text("owner", ""),
         )
 
 

@@ -15,6 +15,25 @@ from pathlib import Path
 
 import pytest
 
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status.append(int(exitstatus))
+
+
+def pytest_unconfigure(config):
+    """End the run with pytest's own status once it has reported everything, skipping the interpreter's
+    teardown: with TensorFlow loaded and its thread pools alive (the page's warm-up thread, say), that
+    teardown can abort the process ("terminate called after throwing an instance of ''", status 134)
+    after every test has passed."""
+    if _exit_status:
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
+
 
 def _dir_from_env(name: str, must_hold: str) -> Path:
     value = os.environ.get(name, "")

@@ -1,0 +1,188 @@
+"""The sidebar's training panel: the form that starts a training, and the progress of the one running."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import streamlit as st
+
+from mnist_core import pictures
+from mnist_core.architectures import ARCHITECTURES
+from mnist_core.data import DataError
+from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
+from mnist_core.store import DEFAULT_MODEL, ModelStore, check_name
+from page import display
+from page.jobs import TrainingBusy, TrainingRunner
+from page.resources import list_models, models_dir, user
+
+POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
+LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
+BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
+FIRST_PRESET = "quick"  # what the training form shows at first
+VALIDATION_SPLITS = [0.0, 0.05, 0.1, 0.2]
+PAGE_VALIDATION = 0.1  # the validation split the form starts with, whatever the preset (the CLI's is the preset's)
+
+
+# --- sidebar: training ----------------------------------------------------------------------
+
+
+def training_form(runner: TrainingRunner) -> None:
+    """A preset to start from, the training form; starts a training on submit, or says why it cannot."""
+    state = st.session_state
+    if "train_preset" not in state:
+        state.train_preset = FIRST_PRESET
+        apply_preset()
+    st.selectbox("Start from", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset,
+                 help="Named settings (see the README); the fields below can then be changed.")
+    preset = PRESETS.get(state.train_preset, TrainingSettings())
+    if extras := display.settings_beyond_form(preset):
+        st.caption(f"Also: {extras}.")
+    with st.form("train", border=False, enter_to_submit=False):  # Enter in a field must not start a training
+        name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe)",
+                             help="Letters, digits, '-' and '_'. Training under an existing name replaces "
+                                  "that model when (and only if) the training completes.")
+        st.selectbox("Architecture", list(ARCHITECTURES), key="train_architecture",
+                     format_func=lambda a: ARCHITECTURES[a].label)
+        st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, key="train_epochs")
+        st.select_slider("Batch size", BATCH_SIZES, key="train_batch_size")
+        st.toggle("Augmentation", key="train_augment", help="Random rotation, shear, zoom, shift and stroke width "
+                                                             "while training: slower, but better on drawings.")
+        st.select_slider("Held out for validation", VALIDATION_SPLITS, key="train_validation",
+                         format_func=lambda f: f"{f:.0%}" if f else "none",
+                         help="This share of the training images is not trained on: the curves then show how "
+                              "the model does on images it has not seen (validation), beside the ones it learns "
+                              "from. A widening gap is overfitting.")
+        st.caption(f"Data: MNIST from `{display.data_location()}`, or upload your own:")
+        upload = st.file_uploader(
+            "Kaggle-format CSV", type=["csv"],
+            help=f"A Kaggle Digit Recognizer train.csv (label,pixel0,…,pixel783), up to {display.MAX_UPLOAD_MB} MB. "
+                 "The last sixth of its rows is held out as the test set.",
+        )
+        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch")
+    if submitted:
+        settings = dataclasses.replace(
+            preset, architecture=state.train_architecture, epochs=int(state.train_epochs),
+            batch_size=int(state.train_batch_size), augment=state.train_augment,
+            validation_split=float(state.train_validation),
+        )
+        start_training(runner, name, settings, upload)
+
+
+def apply_preset() -> None:
+    """Fill the training form with the chosen preset's settings (the defaults for "custom")."""
+    state = st.session_state
+    preset = PRESETS.get(state.train_preset, TrainingSettings())
+    state.train_architecture = preset.architecture
+    state.train_epochs = preset.epochs
+    state.train_batch_size = preset.batch_size if preset.batch_size in BATCH_SIZES else 128
+    state.train_augment = preset.augment
+    # On the page every preset shows validation curves: the split is the form's, stated in it.
+    wanted = preset.validation_split or PAGE_VALIDATION
+    state.train_validation = min(VALIDATION_SPLITS, key=lambda f: abs(f - wanted))
+
+
+def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings, upload) -> None:
+    """Check the request, then start it; any problem is shown in the sidebar."""
+    data_path, started = None, False
+    try:
+        settings.check()
+        name = check_name(name.strip() or f"{settings.architecture}-{settings.epochs}e")
+        if name == DEFAULT_MODEL and ModelStore().files(name).card.exists():
+            raise ValueError(f"'{DEFAULT_MODEL}' is the shipped model and cannot be replaced from the page; "
+                             "choose another name")
+        data_path = None
+        if upload is not None:
+            with st.spinner(f"Checking {upload.name}…"):
+                data_path, data = display.keep_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
+            settings.check(len(data.x_train))
+        runner.start(settings, name, data_path, owner=user(), watch=st.session_state.get("drawing"))
+        started = True
+    except TrainingBusy as exc:
+        st.warning(display.escape_markdown(display.capitalised(str(exc))), icon=":material/hourglass_top:")
+    except (ValueError, DataError) as exc:
+        st.error(display.escape_markdown(exc), icon=":material/error:")
+    else:
+        st.rerun()
+    finally:
+        if data_path is not None:
+            settle_upload(runner, data_path, started)
+
+
+def settle_upload(runner: TrainingRunner, path: Path, started: bool) -> None:
+    """Keep an upload for the training it started, else delete it; then prune the uploads to their cap.
+
+    Neither ever deletes the running training's data; a model's test set goes only when the cap needs it.
+    """
+    status = runner.status()
+    running = [status.data] if status.running else []
+    folder = models_dir()
+    tested = [e.card.test_set.path for e in list_models(folder, display.folder_fingerprint(folder)) if e.card]
+    display.release_upload(path, started, in_use=[*running, *tested])
+    if started:
+        display.prune_uploads(path.parent, in_use=running, referenced=tested)
+
+
+def training_status(runner: TrainingRunner) -> None:
+    """Progress and live curves of the running training (polled), or how this user's last one ended."""
+    state = st.session_state
+    status = runner.status()
+    mine = status.owner == user()
+    if status.running:
+        state.watching = status.started
+        s = status.settings
+        st.markdown(f"**{'Training' if mine else 'Another user is training'} `{status.name}`** · "
+                    f"{s.architecture}, {s.epochs} epoch{'s' if s.epochs > 1 else ''}")
+        p = status.progress
+        st.progress(p.fraction_done if p else 0.0, text=display.progress_text(p) if p else "Starting: loading data…")
+        reports = state.setdefault("live", {}).setdefault(status.started, [])
+        if p is not None and (not reports or reports[-1] != p):
+            reports.append(p)
+            del reports[:-LIVE_POINTS]
+        frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
+        if len(frame):
+            st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
+            st.altair_chart(display.curve_chart(frame, "accuracy", height=170), width="stretch")
+        if mine:
+            watching(status.epochs)
+        if mine and st.button("Stop", icon=":material/stop:", width="stretch"):
+            runner.stop()
+            st.toast("Stopping after the current batch…")
+        return
+    if status.started and state.get("watching") == status.started:  # the training we watched has just ended
+        del state.watching
+        state.pop("live", None)
+        if mine and status.state == "done":
+            state.switch_to = status.name
+        st.rerun()
+    if not mine:
+        return
+    if status.state == "done":
+        card = status.card
+        st.success(f"Trained `{status.name}` in {display.format_duration(card.training_seconds)}: "
+                   f"test error **{card.test_error:.2f}%** on {display.escape_markdown(display.test_set_name(card))}. "
+                   "It is now your active model.", icon=":material/check_circle:")
+    elif status.state == "cancelled":
+        st.info("Training stopped: nothing was saved, the previous models are unchanged.",
+                icon=":material/stop_circle:")
+    elif status.state == "failed":
+        st.error(f"Training failed: {display.escape_markdown(status.error)}", icon=":material/error:")
+
+
+def watching(epochs) -> None:
+    """Watch it learn: the drawing on the canvas when the training started, read after each epoch, and the
+    first layer's filters as they are now."""
+    frame = display.watched_frame(epochs)
+    if len(frame):
+        st.caption("**Your drawing**, as the network reads it after each epoch:")
+        st.altair_chart(display.watched_chart(frame), width="stretch")
+    latest = epochs[-1].watched.kernels() if epochs and epochs[-1].watched is not None else None
+    if latest is not None:
+        st.image(pictures.filters(latest), width="stretch",
+                 caption=f"Its first layer's {latest.shape[-1]} filters after epoch {epochs[-1].epoch}: the "
+                         "stroke patterns it has learned to look for (white: ink, black: no ink)",
+                 alt="The first convolution layer's filters as small pictures")
+    elif not len(frame):
+        st.caption("After each epoch: the drawing on the canvas, read by the network, and its first "
+                   "layer's filters.")
+
