@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--settings-json", default=None, metavar="JSON",
                        help="all settings as one JSON object (TrainingSettings.to_json); other options override it")
     train.add_argument("--name", default=None, help="model name (default: ARCH-EPOCHSe)")
+    train.add_argument("--owner", type=_owner, default="", metavar="OWNER",
+                       help="record this owner id on the card (mnist_core.identity; the page gives its user's): "
+                            "only a save by the same owner may replace a model (default: none, the command line)")
     train.add_argument("--progress-jsonl", action="store_true",
                        help="report progress as JSON lines on stdout instead of a progress bar "
                             "(mnist_core.protocol)")
@@ -143,6 +146,15 @@ def _store(args):
     return ModelStore(args.models_dir)
 
 
+def _owner(text: str) -> str:
+    from mnist_core.identity import OWNER_CHARACTERS, is_owner
+
+    if text and not is_owner(text):
+        raise argparse.ArgumentTypeError(f"{text!r:.40} is not an owner id ({OWNER_CHARACTERS} hex digits, "
+                                         "as mnist_core.identity.owner_of makes them)")
+    return text
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -176,6 +188,7 @@ def run_train(args) -> int:
     name = args.name or f"{settings.architecture}-{settings.epochs}e"
     store = _store(args)
     check_name(name)  # before any work is done
+    store.check_replaceable(name, args.owner)  # and again when it is saved
     watch = None
     if args.watch_image is not None:
         from mnist_core.preprocessing import read_image, to_mnist
@@ -191,7 +204,8 @@ def run_train(args) -> int:
     previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
     try:
-        card = train_and_save(data, settings, name, store, progress=show, stop=stop, command=command, watch=watch)
+        card = train_and_save(data, settings, name, store, progress=show, stop=stop, command=command, watch=watch,
+                              owner=args.owner)
     except TrainingCancelled as exc:
         print(f"error: {exc}; no model was saved", file=sys.stderr)
         return EXIT_CANCELLED

@@ -13,12 +13,22 @@ Loading uses Keras' safe mode, so a model file that carries code (a Lambda
 layer, say) is refused, never executed. Before Keras sees a file, its size, and
 the sizes its zip directory declares, are checked against :data:`MAX_MODEL_MB`
 and :data:`MAX_CONFIG_MB`; a loaded model must take 28x28x1 digits and give ten
-probabilities. Temporary files a killed save left are removed at the next listing
-or save once :data:`STALE_TEMP_SECONDS` old.
+probabilities.
+
+Several processes may share one folder (page servers behind a load balancer, trainings, the command line):
+every change of what the names point to (a save's renames, a delete, a clean-up) happens under an
+``flock`` on ``DIR/.lock``, with the owner check that decides whether it may happen. A model belongs to
+the owner its card records (:mod:`mnist_core.identity`; "" for the command line and the shipped models):
+only a save by that same owner replaces it, only they delete it, and ``default`` is never deleted.
+Temporary files name the process that writes them: those of a process that has ended (a save killed
+mid-way) are removed at the next listing or save, those of a live one only once :data:`STALE_TEMP_SECONDS`
+old (a writer on another machine).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +52,10 @@ ENV_VAR = "MNIST_MODELS_DIR"
 DEFAULT_MODEL = "default"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TEMP_PREFIX = ".tmp-"
+# A temporary file's name: .tmp-NAME-PID-RANDOM.SUFFIX (mkstemp's RANDOM has no '-'), so its model and its writer
+# are known; files of an older format (.tmp-NAME-RANDOM.SUFFIX) have no PID and are judged by age alone.
+_TEMPORARY = re.compile(rf"{re.escape(TEMP_PREFIX)}(?P<name>[A-Za-z0-9_-]+)-(?P<pid>[0-9]+)-[a-z0-9_]+\.[a-z]+")
+LOCK_FILE = ".lock"  # flocked by whoever changes what the store's names point to
 # A model file, and what its zip unpacks to, may be at most this large (the zoo's largest network is 2.4 MB,
 # an ensemble of 5 of them 12 MB; Keras stores weights uncompressed). A larger one is listed as broken, never
 # hashed nor given to Keras:
@@ -60,6 +74,19 @@ STALE_TEMP_SECONDS = 10 * 60
 
 class ModelStoreError(Exception):
     """A model cannot be saved or loaded; the message says which and why."""
+
+
+class ModelOwnedError(ModelStoreError):
+    """Model ``name`` belongs to ``owner`` (its card's), not to ``asked_by``, who wanted to replace or delete it."""
+
+    def __init__(self, name: str, owner: str, asked_by: str, doing: str = "replaced"):
+        self.name, self.owner, self.asked_by = name, owner, asked_by
+        super().__init__(f"model {name!r} was trained by {_who(owner)} and cannot be {doing} by {_who(asked_by)}: "
+                         "only its owner can" + (", so choose another name" if doing == "replaced" else ""))
+
+
+def _who(owner: str) -> str:
+    return f"owner {owner}" if owner else "the command line (no owner)"
 
 
 class ModelFiles(NamedTuple):
@@ -214,11 +241,79 @@ class ModelStore:
         matches = card.litert_sha256 and hashlib.sha256(flatbuffer).hexdigest() == card.litert_sha256
         return flatbuffer if matches else None
 
+    def owner(self, name: str) -> str | None:
+        """Who trained model ``name``: its card's owner ("" for the command line); None when it has no readable card."""
+        try:
+            values = json.loads(self.files(check_name(name)).card.read_text(encoding="utf-8"))
+            owner = values.get("owner", "") if isinstance(values, dict) else None
+        except (OSError, ValueError, RecursionError):
+            return None
+        return owner if isinstance(owner, str) else None
+
+    def check_replaceable(self, name: str, owner: str) -> None:
+        """Raise :class:`ModelOwnedError` if a model ``name`` saved by ``owner`` may not replace the one there.
+
+        A name without a readable card (no model, or a broken one) may be taken by anyone. Checked again,
+        under the store's lock, by every save.
+        """
+        current = self.owner(name)
+        if current is not None and current != owner:
+            raise ModelOwnedError(name, current, owner)
+
+    def delete(self, name: str, owner: str) -> None:
+        """Delete model ``name``'s files if ``owner`` trained it (never ``default``); ModelStoreError says why not."""
+        check_name(name)
+        if name == DEFAULT_MODEL:
+            raise ModelStoreError(f"'{DEFAULT_MODEL}' is the shipped model and cannot be deleted")
+        files = self.files(name)
+        try:
+            with self._locked():
+                current = self.owner(name)
+                if current is None:
+                    if not any(p.exists() for p in files):
+                        raise ModelStoreError(f"no model named {name!r} in {self.directory}")
+                    raise ModelStoreError(f"model {name!r} has no readable card, so who trained it is unknown; "
+                                          "it is not deleted")
+                if current != owner:
+                    raise ModelOwnedError(name, current, owner, doing="deleted")
+                # Each file is first renamed to a temporary of this process, the card right after the copy: killed
+                # before the .keras went too, the clean-up puts the card back (the model stays, without its copy,
+                # which the predictor then makes itself); killed later, it deletes the rest.
+                moved = []
+                for path in (files.litert, files.card, files.keras):
+                    if path.exists():
+                        temporary = self._temp_path(name, path.suffix, moved)
+                        os.replace(path, temporary)
+                for temporary in moved:
+                    temporary.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ModelStoreError(f"could not delete model {name!r} in {self.directory}: "
+                                  f"{exc.strerror or exc}") from exc
+        _fsync_dir(self.directory)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Hold the store's lock: an exclusive ``flock`` on ``DIR/.lock``, for every process using the folder.
+
+        Not re-entrant: each call opens the file anew, so a nested call in the same process would wait for ever.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / LOCK_FILE
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            descriptor = os.open(path, os.O_RDONLY)  # a read-only store whose lock file exists: still lockable
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
     def save(self, model: keras.Model, card: ModelCard) -> Path:
         """Save ``model``, its LiteRT copy and ``card`` under ``card.name``, atomically; returns the ``.keras`` path.
 
-        The previous model of that name, if any, stays usable until the new
-        files are complete on disk.
+        The previous model of that name, if any, stays usable until the new files are complete on disk; it
+        is replaced only if ``card.owner`` trained it too (else :class:`ModelOwnedError`, nothing changed).
         """
         flatbuffer = self._litert_copy(model, card)
         self.remove_stale_temporaries(older_than=STALE_TEMP_SECONDS)
@@ -268,8 +363,12 @@ class ModelStore:
                 renames.append((temporary, final[suffix]))
             temporary_card = self._temp_path(card.name, ".json", temporaries)
             _write(temporary_card, json.dumps(card.to_dict(), indent=1).encode("utf-8"))
-            for temporary, path in [*renames, (temporary_card, card_path)]:
-                os.replace(temporary, path)
+            # The check and the renames under one lock: two processes saving at once, under one name or two,
+            # rename one after the other, and neither replaces a model the other's owner does not own.
+            with self._locked():
+                self.check_replaceable(card.name, card.owner)
+                for temporary, path in [*renames, (temporary_card, card_path)]:
+                    os.replace(temporary, path)
         except OSError as exc:
             reason = exc.strerror or exc
             raise ModelStoreError(f"could not save model {card.name!r} in {self.directory}: {reason}") from exc
@@ -279,23 +378,38 @@ class ModelStore:
         _fsync_dir(self.directory)
 
     def remove_stale_temporaries(self, name: str | None = None, older_than: float | None = None) -> list[Path]:
-        """Clean up after saves that were killed midway (of model ``name`` only, if given).
+        """Clean up after saves (and deletes) that were killed midway (of model ``name`` only, if given).
 
         A save killed before its last rename has put the new ``NAME.tflite`` and
         ``NAME.keras`` in place while its card is still a temporary file: that card,
         which matches the new files, is moved into place, completing the save. Every other
-        temporary file is deleted. Without ``older_than``, only call it when no save of
-        that model can be running; with it, only files unmodified for ``older_than``
-        seconds are touched (a running save's are not). A file that cannot be removed
-        (a read-only store) is left. Returns the files deleted.
+        temporary file is deleted. With ``older_than``, only files whose writer has ended
+        (their name says which process wrote them) or unmodified for ``older_than`` seconds
+        are touched, never a running save's; without it, every temporary file is (only when
+        no save can be running). Done under the store's lock, so never between another save's
+        renames. A file that cannot be removed (a read-only store) is left. Returns the files deleted.
         """
-        if not self.directory.is_dir():
+        if name is not None:
+            check_name(name)
+        if not self.directory.is_dir() or not any(p.name.startswith(TEMP_PREFIX) for p in self.directory.iterdir()):
             return []
-        pattern = f"{TEMP_PREFIX}{check_name(name)}-*" if name is not None else f"{TEMP_PREFIX}*"
+        try:
+            with self._locked():
+                return self._remove_temporaries(name, older_than)
+        except OSError:  # no lock can be had (a read-only store without its lock file): nothing can be removed
+            return []
+
+    def _remove_temporaries(self, name: str | None, older_than: float | None) -> list[Path]:
         removed = []
-        for path in sorted(self.directory.glob(pattern)):
+        for path in sorted(self.directory.glob(f"{TEMP_PREFIX}*")):
+            parsed = _TEMPORARY.fullmatch(path.name)
+            if name is not None and (parsed.group("name") != name if parsed else
+                                     not path.name.startswith(f"{TEMP_PREFIX}{name}-")):
+                continue
             try:
-                if older_than is not None and time.time() - path.stat().st_mtime < older_than:
+                writer_alive = parsed is not None and _process_alive(int(parsed.group("pid")))
+                young = time.time() - path.stat().st_mtime < older_than if older_than is not None else False
+                if older_than is not None and young and (writer_alive or parsed is None):
                     continue
                 if path.suffix == ".json" and self._complete_interrupted_save(path):
                     continue
@@ -323,7 +437,7 @@ class ModelStore:
         return True
 
     def _temp_path(self, name: str, suffix: str, created: list[Path]) -> Path:
-        fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}-", suffix=suffix, dir=self.directory)
+        fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}-{os.getpid()}-", suffix=suffix, dir=self.directory)
         os.close(fd)
         created.append(Path(path))
         os.chmod(path, 0o644)  # mkstemp makes it private; a model is an ordinary file
@@ -350,6 +464,17 @@ def _archive_problem(path: Path) -> str | None:
         return (f"{path.name} unpacks to {unpacked / 2**20:,.0f} MB, more than the {MAX_MODEL_MB} MB a model "
                 "may be (not loaded)")
     return None
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` (of this machine) still runs; a zombie counts as running until reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # another user's process, or no pid we can ask about
+        return True
+    return True
 
 
 def _write(path: Path, content: bytes) -> None:

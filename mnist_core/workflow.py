@@ -34,12 +34,14 @@ def train_and_save(
     stop: threading.Event | None = None,
     command: str = "",
     watch=None,
+    owner: str = "",
 ) -> ModelCard:
     """Train on ``data`` and the sources ``settings`` adds, measure on its test set, save as ``name``; return the card.
 
     Nothing is written unless training completes: a cancelled or failed run
     leaves the store as it was. ``watch``: a 28x28 image whose probabilities each epoch's
-    last report carries (see :func:`~mnist_core.training.train`).
+    last report carries (see :func:`~mnist_core.training.train`). ``owner``: who trains it (the card's
+    ``owner``); the store refuses to replace another owner's model of that name.
     """
     check_name(name)
     settings.check(len(data.x_train))
@@ -48,6 +50,7 @@ def train_and_save(
     data = with_training_sources(data, settings)
     result = train(data, settings, progress=progress, stop=stop, base=base, watch=watch)
     card = make_card(result, data, name, command)
+    card.owner = owner
     if base_card is not None:
         card.base_model = BaseModel(base_card.name, base_card.keras_sha256, base_card.architecture,
                                     base_card.test_error)

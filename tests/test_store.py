@@ -21,7 +21,7 @@ from mnist_core.architectures import as_model_input, build
 from mnist_core.card import ModelCard
 from mnist_core.litert import LiteRTModel, to_litert
 from mnist_core.predictor import Predictor
-from mnist_core.store import ModelStore, ModelStoreError, check_name, file_sha256
+from mnist_core.store import ModelOwnedError, ModelStore, ModelStoreError, check_name, file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,11 @@ def copy_model(source: ModelStore, name: str, target: ModelStore, as_name: str |
     model, card = source.load(name)
     card.name = as_name or name
     target.save(model, card)
+
+
+def store_files(directory: Path) -> list[str]:
+    """The names of a store folder's files but its lock file (which stays, empty, once the store was changed)."""
+    return sorted(p.name for p in directory.iterdir() if p.name != store_module.LOCK_FILE)
 
 
 def assert_litert_copy_computes(store: ModelStore, name: str, images: np.ndarray) -> None:
@@ -95,7 +100,7 @@ def test_make_litert_copy_gives_a_model_its_copy_and_leaves_the_keras_file_alone
     after = json.loads((tmp_path / "old.json").read_text())
     assert {k: v for k, v in after.items() if k != "litert_sha256"} == card and after["litert_sha256"]
     assert_litert_copy_computes(store, "old", np.load(small_mnist_npz)["x_test"][:20])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json", "old.keras", "old.tflite"]
+    assert store_files(tmp_path) == ["old.json", "old.keras", "old.tflite"]
 
 
 def test_lists_models_default_first_and_ignores_other_files(trained_store, tmp_path):
@@ -222,7 +227,7 @@ def test_save_without_permission_leaves_the_previous_model_and_no_temporary_file
     with unwritable(tmp_path), pytest.raises(ModelStoreError, match=refused):
         store.save(model, card)
     assert (tmp_path / "kept.keras").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "kept.keras", "kept.tflite"]
+    assert store_files(tmp_path) == ["kept.json", "kept.keras", "kept.tflite"]
     store.load("kept")
 
 
@@ -237,7 +242,7 @@ def test_save_on_a_full_disk_leaves_the_previous_model_and_no_temporary_file(tra
         with pytest.raises(ModelStoreError, match="could not save model 'kept'.*No space left"):
             store.save(model, card)
         assert (disk / "kept.keras").read_bytes() == before
-        assert sorted(p.name for p in disk.iterdir()) == ["kept.json", "kept.keras", "kept.tflite"]
+        assert store_files(disk) == ["kept.json", "kept.keras", "kept.tflite"]
         assert_litert_copy_computes(store, "kept", np.zeros((1, 28, 28), np.uint8))
 
 
@@ -273,7 +278,7 @@ def test_a_save_killed_before_its_last_rename_is_completed_by_the_clean_up(train
     removed = store.remove_stale_temporaries("victim")
 
     assert [p.name for p in removed] == [".tmp-victim-0ther.keras"]
-    assert sorted(p.name for p in store.directory.iterdir()) == ["victim.json", "victim.keras", "victim.tflite"]
+    assert store_files(store.directory) == ["victim.json", "victim.keras", "victim.tflite"]
     entry = store.inspect("victim")
     assert entry.ok and entry.card.epochs_run == 99
     assert_litert_copy_computes(store, "victim", np.load(small_mnist_npz)["x_test"][:20])
@@ -311,7 +316,7 @@ def test_a_save_killed_midway_leaves_the_previous_model_loadable(trained_store, 
         if store.load_litert("victim", card) is not None:
             assert_litert_copy_computes(store, "victim", np.zeros((1, 28, 28), np.uint8))
     store.remove_stale_temporaries()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.json", "victim.keras", "victim.tflite"]
+    assert store_files(tmp_path) == ["victim.json", "victim.keras", "victim.tflite"]
 
 
 # --- hostile or outsized model files ---------------------------------------------------------------
@@ -426,8 +431,9 @@ def test_every_architecture_and_an_ensemble_has_the_shapes_a_digit_model_needs(t
 
 
 @pytest.mark.slow
-def test_a_killed_saves_temporary_files_are_removed_by_a_later_listing_once_stale(trained_store, tmp_path):
-    """As after a command-line training killed while saving: no page runner cleans up after it."""
+def test_a_killed_saves_temporary_files_are_removed_by_the_next_listing_a_live_ones_once_stale(trained_store, tmp_path):
+    """As after a command-line training killed while saving: no page runner cleans up after it. Its files name
+    the process that wrote them, which has ended; those of a process still running stay until stale."""
     store = ModelStore(tmp_path)
     copy_model(trained_store, "small", store, "victim")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -439,14 +445,152 @@ def test_a_killed_saves_temporary_files_are_removed_by_a_later_listing_once_stal
         assert time.monotonic() < deadline, "no save was seen"
     child.send_signal(signal.SIGKILL)
     child.wait()
-    left = [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
-    assert left
-    assert [m.name for m in store.list()] == ["victim"] and set(left) <= set(tmp_path.iterdir())  # still young
-    running = tmp_path / ".tmp-victim-running.keras"  # a save writing right now: kept
-    running.write_bytes(b"half a model")
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert left and all(f"-{child.pid}-" in name for name in left)
+    live = tmp_path / f".tmp-victim-{os.getpid()}-abcd_123.keras"  # a save of this (live) process, writing now
+    older_format = tmp_path / ".tmp-victim-running.keras"  # a writer of an older version: its process unknown
+    for path in (live, older_format):
+        path.write_bytes(b"half a model")
+    listing = store.list()
+    assert [m.name for m in listing] == ["victim"] and listing[0].ok
+    assert store_files(tmp_path) == sorted([live.name, older_format.name, "victim.json", "victim.keras",
+                                            "victim.tflite"])
     stale = time.time() - store_module.STALE_TEMP_SECONDS - 60
-    for path in left:
-        os.utime(path, (stale, stale))
+    os.utime(older_format, (stale, stale))
     assert store.list()[0].ok
-    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "victim.json", "victim.keras",
-                                                          "victim.tflite"]
+    assert store_files(tmp_path) == sorted([live.name, "victim.json", "victim.keras", "victim.tflite"])
+    os.utime(live, (stale, stale))  # a live writer that has not touched its file for so long is taken for stuck
+    store.list()
+    assert store_files(tmp_path) == ["victim.json", "victim.keras", "victim.tflite"]
+
+
+# --- owners and deleting ---------------------------------------------------------------------------
+
+ALICE, BOB = "a1" * 8, "b2" * 8  # owner ids, as mnist_core.identity.owner_of makes them
+
+
+def save_as(store: ModelStore, source: ModelStore, name: str, owner: str) -> None:
+    model, card = source.load("small")
+    card.name, card.owner = name, owner
+    store.save(model, card)
+
+
+def test_only_a_models_owner_replaces_it_and_the_refusal_says_whose_it_is(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    save_as(store, trained_store, "mine", ALICE)
+    before = (tmp_path / "mine.keras").read_bytes()
+    with pytest.raises(ModelOwnedError, match=rf"^model 'mine' was trained by owner {ALICE} and cannot be replaced "
+                                              rf"by owner {BOB}: only its owner can, so choose another name$"):
+        save_as(store, trained_store, "mine", BOB)
+    with pytest.raises(ModelOwnedError, match="cannot be replaced by the command line"):
+        save_as(store, trained_store, "mine", "")
+    assert (tmp_path / "mine.keras").read_bytes() == before and store.owner("mine") == ALICE
+    assert store_files(tmp_path) == ["mine.json", "mine.keras", "mine.tflite"]  # nothing left of the refusals
+    save_as(store, trained_store, "mine", ALICE)  # its owner may
+    save_as(store, trained_store, "cli", "")
+    with pytest.raises(ModelOwnedError, match="trained by the command line .no owner. and cannot be replaced by owner"):
+        store.check_replaceable("cli", ALICE)
+    save_as(store, trained_store, "cli", "")  # the command line replaces its own
+    store.check_replaceable("new-name", BOB)  # a free name is anyone's
+    assert store.owner("new-name") is None and store.owner("cli") == ""
+
+
+def test_a_model_is_deleted_by_its_owner_only_and_default_never(trained_store, tmp_path):
+    store = ModelStore(tmp_path)
+    save_as(store, trained_store, "mine", ALICE)
+    save_as(store, trained_store, "default", "")
+    with pytest.raises(ModelOwnedError, match=rf"^model 'mine' was trained by owner {ALICE} and cannot be deleted "
+                                              rf"by owner {BOB}: only its owner can$"):
+        store.delete("mine", BOB)
+    with pytest.raises(ModelStoreError, match="'default' is the shipped model and cannot be deleted"):
+        store.delete("default", "")
+    with pytest.raises(ModelStoreError, match="no model named 'nothing'"):
+        store.delete("nothing", ALICE)
+    (tmp_path / "broken.keras").write_bytes(b"no card")
+    with pytest.raises(ModelStoreError, match="'broken' has no readable card, so who trained it is unknown"):
+        store.delete("broken", ALICE)
+    assert [m.name for m in store.list() if m.ok] == ["default", "mine"]
+    store.delete("mine", ALICE)
+    assert [m.name for m in store.list()] == ["default", "broken"]
+    assert store_files(tmp_path) == ["broken.keras", "default.json", "default.keras", "default.tflite"]
+
+
+def test_a_delete_killed_after_moving_the_card_is_undone_by_the_clean_up(trained_store, tmp_path):
+    """Its files are first renamed to temporaries of its own process: the copy, then the card, then the model.
+    Killed with the card moved and the model not, the clean-up puts the card back: the model stays, usable."""
+    store = ModelStore(tmp_path)
+    save_as(store, trained_store, "mine", ALICE)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has ended
+    os.replace(tmp_path / "mine.tflite", tmp_path / f".tmp-mine-{pid}-aaaaaaaa.tflite")
+    os.replace(tmp_path / "mine.json", tmp_path / f".tmp-mine-{pid}-bbbbbbbb.json")
+    assert [m.ok for m in store.list()] == [True]  # the listing cleaned up, putting the card back
+    assert store_files(tmp_path) == ["mine.json", "mine.keras"] and store.owner("mine") == ALICE
+    store.delete("mine", ALICE)
+    assert store_files(tmp_path) == []
+
+
+SAVE_AT = """
+import sys, time
+from mnist_core.store import ModelStore, ModelOwnedError
+source, target, name, owner, at, times = sys.argv[1:]
+model, card = ModelStore(source).load("small")
+card.name, card.owner = name, owner
+print("ready", flush=True)
+time.sleep(max(0.0, float(at) - time.time()))
+for i in range(int(times)):
+    card.epochs_run = 100 + i  # each save a card of its own
+    try:
+        ModelStore(target).save(model, card)
+        print("saved", flush=True)
+    except ModelOwnedError as exc:
+        print("refused", exc, flush=True)
+"""
+
+
+def save_at_once(trained_store: ModelStore, target: Path, jobs: list[tuple[str, str]], times: int) -> list[list[str]]:
+    """Each (name, owner) of ``jobs`` saved ``times`` times by a process of its own, all starting together."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    at = time.time() + 30  # after each has loaded TensorFlow and the model (~10 s each on 2 busy cores)
+    children = [subprocess.Popen([sys.executable, "-c", SAVE_AT, str(trained_store.directory), str(target), name,
+                                  owner, str(at), str(times)], stdout=subprocess.PIPE, env=env, text=True)
+                for name, owner in jobs]
+    for child in children:
+        assert child.stdout.readline().strip() == "ready"
+    assert time.time() < at, "the savers were not ready in time"
+    outputs = [child.communicate(timeout=300)[0].splitlines() for child in children]
+    assert [child.returncode for child in children] == [0] * len(children), outputs
+    return outputs
+
+
+def assert_sound(store: ModelStore, names: list[str], digits: np.ndarray) -> None:
+    listing = store.list()
+    assert [m.name for m in listing] == sorted(names) and all(m.ok for m in listing), listing
+    for name in names:
+        assert_litert_copy_computes(store, name, digits)
+    assert store_files(store.directory) == sorted(f"{n}{s}" for n in names for s in (".json", ".keras", ".tflite"))
+
+
+@pytest.mark.slow
+def test_two_processes_saving_at_the_same_moment_never_damage_the_store(trained_store, small_mnist_npz, tmp_path):
+    """As two page servers on one folder: the same name (one owner), two names, and two owners racing for a
+    new name, of whom exactly one gets it."""
+    digits = np.load(small_mnist_npz)["x_test"][:20]
+    store = ModelStore(tmp_path)
+    outputs = save_at_once(trained_store, tmp_path, [("shared", ALICE), ("shared", ALICE)], times=3)
+    assert outputs == [["saved"] * 3] * 2
+    assert_sound(store, ["shared"], digits)
+    assert store.inspect("shared").card.epochs_run in (100, 101, 102)
+
+    outputs = save_at_once(trained_store, tmp_path, [("one", ALICE), ("two", BOB)], times=3)
+    assert outputs == [["saved"] * 3] * 2
+    assert_sound(store, ["one", "shared", "two"], digits)
+    assert (store.owner("one"), store.owner("two")) == (ALICE, BOB)
+
+    outputs = save_at_once(trained_store, tmp_path, [("race", ALICE), ("race", BOB)], times=1)
+    winner = [out == ["saved"] for out in outputs]
+    assert sorted(winner) == [False, True], outputs
+    loser = outputs[winner.index(False)][0]
+    assert loser.startswith("refused model 'race' was trained by owner") and "cannot be replaced" in loser
+    assert store.owner("race") == (ALICE, BOB)[winner.index(True)]
+    assert_sound(store, ["one", "race", "shared", "two"], digits)
