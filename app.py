@@ -34,16 +34,16 @@ from mnist_core import pictures
 from mnist_core.data import DataError
 from mnist_core.preprocessing import ImageError, read_image_bytes, read_png
 from page import display
+from page.models_panel import model_selector
 from page.resources import (
     active_predictor,
-    available_models,
     freeze_long_lived_objects,
     load_test_set,
     models_dir,
     training_runner,
     user,
 )
-from page.training_panel import POLL_SECONDS, training_form, training_status
+from page.training_panel import polling, training_form, training_status
 
 if TYPE_CHECKING:  # TensorFlow loads (~3 s) only when a model does, after the page is on screen
     import numpy as np
@@ -56,22 +56,6 @@ CANVAS_SIZE = 300
 # than this is refused from its header, not decoded. The browser is the client's: it can send any PNG.
 CANVAS_MAX_SIDE = 4 * CANVAS_SIZE
 MAX_PICTURE_MB = 20  # an uploaded picture of a digit (a phone's photo is 2-8 MB)
-
-
-def model_selector() -> None:
-    """The model selector, and the broken models with the reason each cannot be used."""
-    st.header("Model")
-    usable, broken = available_models()
-    if usable:
-        st.selectbox(
-            "Active model", list(usable), key="model", format_func=lambda n: display.model_label(usable[n][0]),
-            help="The shipped default and every model trained here, with the error measured on its test set.",
-        )
-    else:
-        st.info("No usable model yet: train one below.", icon=":material/model_training:")
-    for name, problem in broken.items():
-        st.warning(f"`{name}` is broken and cannot be used: {display.escape_markdown(problem)}",
-                   icon=":material/warning:")
 
 
 # --- Draw ---------------------------------------------------------------------------------
@@ -356,7 +340,7 @@ with st.sidebar:
     model_selector()
     st.divider()
     st.header("Train a model")
-    st.fragment(run_every=POLL_SECONDS if runner.status().running else None)(training_status)(runner)
+    st.fragment(run_every=polling(runner))(training_status)(runner)
     training_form(runner)
 
 with inside_tab:

@@ -41,7 +41,7 @@ def user() -> str:
 
 @st.cache_resource
 def training_runner(models_dir: str) -> TrainingRunner:
-    """The server's one training runner: one training at a time, whoever starts it."""
+    """The server's one training queue (page.jobs): every session submits to it."""
     return TrainingRunner(ModelStore(models_dir))
 
 

@@ -1,4 +1,5 @@
-"""The sidebar's training panel: the form that starts a training, and the progress of the one running."""
+"""The sidebar's training panel: the form that queues a training, and this user's jobs: their place in the
+queue and wait, their progress, how they ended."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from mnist_core import pictures
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.data import DataError
 from mnist_core.settings import MAX_EPOCHS, PRESETS, TrainingSettings
-from mnist_core.store import DEFAULT_MODEL, ModelStore, check_name
+from mnist_core.store import DEFAULT_MODEL, ModelOwnedError, ModelStore, ModelStoreError, check_name
 from page import display
-from page.jobs import TrainingBusy, TrainingRunner
+from page.jobs import JobStatus, QueueLimit, TrainingRunner, default_name, training_job
 from page.resources import list_models, models_dir, user
 
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
@@ -39,9 +40,10 @@ def training_form(runner: TrainingRunner) -> None:
     if extras := display.settings_beyond_form(preset):
         st.caption(f"Also: {extras}.")
     with st.form("train", border=False, enter_to_submit=False):  # Enter in a field must not start a training
-        name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe)",
-                             help="Letters, digits, '-' and '_'. Training under an existing name replaces "
-                                  "that model when (and only if) the training completes.")
+        name = st.text_input("Name of the new model", placeholder="e.g. my-cnn (default: ARCH-EPOCHSe-YOURS)",
+                             help="Letters, digits, '-' and '_'. Training under the name of one of your models "
+                                  "replaces it when (and only if) the training completes; other users' models "
+                                  "are theirs. The default name ends with a code of yours, so it is yours alone.")
         st.selectbox("Architecture", list(ARCHITECTURES), key="train_architecture",
                      format_func=lambda a: ARCHITECTURES[a].label)
         st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, key="train_epochs")
@@ -60,6 +62,7 @@ def training_form(runner: TrainingRunner) -> None:
                  "The last sixth of its rows is held out as the test set.",
         )
         submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch")
+    st.caption(queue_summary(runner))
     if submitted:
         settings = dataclasses.replace(
             preset, architecture=state.train_architecture, epochs=int(state.train_epochs),
@@ -83,11 +86,11 @@ def apply_preset() -> None:
 
 
 def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings, upload) -> None:
-    """Check the request, then start it; any problem is shown in the sidebar."""
-    data_path, started = None, False
+    """Check the request, then queue it; any problem is shown in the sidebar."""
+    data_path, started, me = None, False, user()
     try:
         settings.check()
-        name = check_name(name.strip() or f"{settings.architecture}-{settings.epochs}e")
+        name = check_name(name.strip() or default_name(settings, me))
         if name == DEFAULT_MODEL and ModelStore().files(name).card.exists():
             raise ValueError(f"'{DEFAULT_MODEL}' is the shipped model and cannot be replaced from the page; "
                              "choose another name")
@@ -96,11 +99,19 @@ def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings
             with st.spinner(f"Checking {upload.name}…"):
                 data_path, data = display.keep_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
             settings.check(len(data.x_train))
-        runner.start(settings, name, data_path, owner=user(), watch=st.session_state.get("drawing"))
+        job = training_job(settings, name, data_path, owner=me, watch=st.session_state.get("drawing"))
+        try:
+            runner.submit(job)
+        except Exception:
+            for temporary in job.temporaries:  # the watched drawing's file: no job will remove it
+                Path(temporary).unlink(missing_ok=True)
+            raise
         started = True
-    except TrainingBusy as exc:
+    except QueueLimit as exc:
         st.warning(display.escape_markdown(display.capitalised(str(exc))), icon=":material/hourglass_top:")
-    except (ValueError, DataError) as exc:
+    except ModelOwnedError as exc:
+        st.error(display.escape_markdown(owned_message(exc)), icon=":material/lock:")
+    except (ValueError, DataError, ModelStoreError) as exc:
         st.error(display.escape_markdown(exc), icon=":material/error:")
     else:
         st.rerun()
@@ -109,59 +120,102 @@ def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings
             settle_upload(runner, data_path, started)
 
 
+def owned_message(exc: ModelOwnedError) -> str:
+    """The store's refusal in the page's words: whose the model is, never their owner id."""
+    whose = "another user's model" if exc.owner else "a model trained outside this page (shipped or command line)"
+    return f"'{exc.name}' is {whose}: only its owner can replace it. Choose another name."
+
+
 def settle_upload(runner: TrainingRunner, path: Path, started: bool) -> None:
     """Keep an upload for the training it started, else delete it; then prune the uploads to their cap.
 
-    Neither ever deletes the running training's data; a model's test set goes only when the cap needs it.
+    Neither ever deletes a queued or running training's data; a model's test set goes only when the cap needs it.
     """
-    status = runner.status()
-    running = [status.data] if status.running else []
+    in_use = sorted(runner.in_use()[0])
     folder = models_dir()
     tested = [e.card.test_set.path for e in list_models(folder, display.folder_fingerprint(folder)) if e.card]
-    display.release_upload(path, started, in_use=[*running, *tested])
+    display.release_upload(path, started, in_use=[*in_use, *tested])
     if started:
-        display.prune_uploads(path.parent, in_use=running, referenced=tested)
+        display.prune_uploads(path.parent, in_use=in_use, referenced=tested)
+
+
+def queue_summary(runner: TrainingRunner) -> str:
+    """The server's queue in one line, for everyone: how busy it is before pressing Train."""
+    jobs = runner.jobs()
+    running, waiting = sum(s.running for s in jobs), sum(s.queued for s in jobs)
+    at_once = f"{runner.workers} at a time" if runner.workers > 1 else "one at a time"
+    return (f"Trainings run {at_once} on this server, in the order asked, each user one running and one waiting; "
+            f"now {running} running, {waiting} waiting.")
+
+
+def polling(runner: TrainingRunner) -> float | None:
+    """How often this page asks for news of its user's jobs: every POLL_SECONDS while one is queued or running."""
+    return POLL_SECONDS if any(s.active for s in runner.jobs_of(user())) else None
 
 
 def training_status(runner: TrainingRunner) -> None:
-    """Progress and live curves of the running training (polled), or how this user's last one ended."""
+    """This user's jobs (polled): waiting (place, estimated wait, Cancel), running (progress, live curves, Stop),
+    and how the last one ended."""
     state = st.session_state
-    status = runner.status()
-    mine = status.owner == user()
-    if status.running:
-        state.watching = status.started
-        s = status.settings
-        st.markdown(f"**{'Training' if mine else 'Another user is training'} `{status.name}`** · "
-                    f"{s.architecture}, {s.epochs} epoch{'s' if s.epochs > 1 else ''}")
-        p = status.progress
-        st.progress(p.fraction_done if p else 0.0, text=display.progress_text(p) if p else "Starting: loading data…")
-        reports = state.setdefault("live", {}).setdefault(status.started, [])
-        if p is not None and (not reports or reports[-1] != p):
-            reports.append(p)
-            del reports[:-LIVE_POINTS]
-        frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
-        if len(frame):
-            st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
-            st.altair_chart(display.curve_chart(frame, "accuracy", height=170), width="stretch")
-        if mine:
-            watching(status.epochs)
-        if mine and st.button("Stop", icon=":material/stop:", width="stretch"):
-            runner.stop()
-            st.toast("Stopping after the current batch…")
-        return
-    if status.started and state.get("watching") == status.started:  # the training we watched has just ended
-        del state.watching
-        state.pop("live", None)
-        if mine and status.state == "done":
-            state.switch_to = status.name
+    jobs = runner.jobs_of(user())
+    active = {s.id for s in jobs if s.active}
+    ended = state.get("watching", set()) - active
+    state.watching = active
+    if ended:  # a job we watched has just ended: the whole page shows it (its model, if done, becomes active)
+        for s in jobs:
+            if s.id in ended and s.state == "done":
+                state.switch_to = s.name
+        for job_id in ended:
+            state.setdefault("live", {}).pop(job_id, None)
         st.rerun()
-    if not mine:
-        return
+    for status in jobs:
+        if status.running:
+            show_running(runner, status)
+        elif status.queued:
+            show_queued(runner, status)
+        else:
+            show_outcome(status)
+
+
+def show_queued(runner: TrainingRunner, status: JobStatus) -> None:
+    st.markdown(f"**Waiting: `{status.name}`** · {display.escape_markdown(status.job.label)}")
+    wait = status.wait_seconds
+    estimate = (f"about {display.format_duration(wait)} to wait" if wait is not None else
+                "the wait is not known yet: no training like it has finished on this server")
+    st.caption(f"Number {status.position} in the queue; {estimate}. (Estimated from how long the last trainings "
+               "with these settings took, and how far the ones running are.)")
+    if st.button("Cancel", key=f"cancel-{status.id}", icon=":material/close:", width="stretch"):
+        runner.cancel(status.id, owner=user())
+        st.rerun()
+
+
+def show_running(runner: TrainingRunner, status: JobStatus) -> None:
+    state = st.session_state
+    st.markdown(f"**Training `{status.name}`** · {display.escape_markdown(status.job.label)}")
+    p = status.progress
+    st.progress(p.fraction_done if p else 0.0, text=display.progress_text(p) if p else "Starting: loading data…")
+    reports = state.setdefault("live", {}).setdefault(status.id, [])
+    if p is not None and (not reports or reports[-1] != p):
+        reports.append(p)
+        del reports[:-LIVE_POINTS]
+    frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
+    if len(frame):
+        st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
+        st.altair_chart(display.curve_chart(frame, "accuracy", height=170), width="stretch")
+    watching(status.epochs)
+    if st.button("Stop", key=f"stop-{status.id}", icon=":material/stop:", width="stretch"):
+        runner.cancel(status.id, owner=user())
+        st.toast("Stopping after the current batch…")
+
+
+def show_outcome(status: JobStatus) -> None:
     if status.state == "done":
         card = status.card
         st.success(f"Trained `{status.name}` in {display.format_duration(card.training_seconds)}: "
                    f"test error **{card.test_error:.2f}%** on {display.escape_markdown(display.test_set_name(card))}. "
                    "It is now your active model.", icon=":material/check_circle:")
+    elif status.state == "cancelled" and not status.started:
+        st.info(f"Training `{status.name}` cancelled before it started.", icon=":material/close:")
     elif status.state == "cancelled":
         st.info("Training stopped: nothing was saved, the previous models are unchanged.",
                 icon=":material/stop_circle:")

@@ -312,3 +312,28 @@ class Measurements:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1) + "\n")
         return result
+
+
+# --- training from the sidebar (tests/test_browser_queue.py, benchmarks/bench_queue.py) ------------------------
+
+SIDEBAR = '[data-testid="stSidebar"]'
+
+
+def press_train(page, name: str, epochs: int) -> None:
+    """Fill the sidebar's form (name, epochs; the rest as the preset left it) and press Train."""
+    page.get_by_label("Name of the new model", exact=True).fill(name)
+    page.get_by_label("Epochs", exact=True).fill(str(epochs))
+    page.locator(f"{SIDEBAR} button", has_text="Train").first.click()
+
+
+def training_state(page, name: str) -> str:
+    """What the sidebar says of this user's training ``name`` now: waiting, training, trained, refused, or ""."""
+    sidebar = page.locator(SIDEBAR)
+    if sidebar.get_by_text(f"Trained {name} in").count():
+        return "trained"
+    for state, text in (("training", f"Training {name}"), ("waiting", f"Waiting: {name}")):
+        if sidebar.get_by_text(text, exact=True).count():  # the bold heading of the job, not a sentence naming it
+            return state
+    if sidebar.locator('[data-testid="stAlertContentWarning"], [data-testid="stAlertContentError"]').count():
+        return "refused"
+    return ""

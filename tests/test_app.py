@@ -121,12 +121,43 @@ def test_model_selector_lists_every_model_with_its_test_error(app_store, tmp_pat
     at = run_app(store, monkeypatch)
     selector = at.sidebar.selectbox(key="model")
     assert selector.options == [
-        f"default · {card_of(store, 'default')['test_error']:.2f}% test error",
-        f"my-cnn · {card_of(store, 'my-cnn')['test_error']:.2f}% test error",
+        f"default · {card_of(store, 'default')['test_error']:.2f}% test error · shipped/command line",
+        f"my-cnn · {card_of(store, 'my-cnn')['test_error']:.2f}% test error · shipped/command line",
     ]
     selector.set_value("my-cnn").run()
     assert not at.exception
     assert at.tabs[1].subheader[0].value == "Model “my-cnn”"  # nothing in the name to escape
+
+
+def test_the_list_says_whose_each_model_is_and_a_user_deletes_their_own_after_confirming(app_store, tmp_path,
+                                                                                          monkeypatch):
+    from mnist_core import identity
+
+    key = identity.new_key()
+    store = tmp_path / "models"
+    copy_model(app_store, "default", store, "default")
+    for name, owner in (("mine", identity.owner_of(key)), ("theirs", identity.owner_of(identity.new_key()))):
+        copy_model(app_store, "default", store, name)
+        card = card_of(store, name)
+        (store / f"{name}.json").write_text(json.dumps({**card, "owner": owner}))
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(store))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["me"] = key  # this user's personal link
+    at.run()
+    assert not at.exception, at.exception
+    assert [o.rsplit(" · ", 1)[1] for o in at.sidebar.selectbox(key="model").options] == [
+        "shipped/command line", "yours", "another user's"]
+    assert [e.label for e in at.sidebar.expander] == ["Your models (1)"]  # only hers can be deleted
+    at.sidebar.selectbox(key="model").set_value("mine").run()
+    next(b for b in at.sidebar.button if b.label == "Delete").click().run()
+    assert any("Delete `mine` for good?" in w for w in texts(at.sidebar.warning))
+    assert (store / "mine.keras").exists()  # not before it is confirmed
+    next(b for b in at.sidebar.button if b.label == "Delete for good").click().run()
+    assert not at.exception, at.exception
+    assert not (store / "mine.keras").exists() and not (store / "mine.json").exists()
+    assert at.sidebar.selectbox(key="model").value == "default"  # the deleted model was active: default again
+    assert [o.split(" · ")[0] for o in at.sidebar.selectbox(key="model").options] == ["default", "theirs"]
+    assert not at.sidebar.expander and (store / "theirs.keras").exists()
 
 
 def test_broken_models_are_listed_with_the_reason_and_a_good_one_is_used(app_store, tmp_path, monkeypatch):
@@ -228,7 +259,8 @@ def test_a_preset_fills_the_training_form(app_store, monkeypatch):
 
 @pytest.mark.slow
 def test_training_from_the_page_makes_the_new_model_active(app_store, small_mnist_npz, tmp_path, monkeypatch):
-    """Train, be refused a second training from another session, stop a long one: the store stays intact."""
+    """Train; another session's training waits in the queue and is cancelled; a long one is stopped; nobody takes
+    another user's name: the store stays intact."""
     store = tmp_path / "models"
     copy_model(app_store, "default", store, "default")
     monkeypatch.setenv("MNIST_DATA", str(small_mnist_npz))
@@ -238,12 +270,13 @@ def test_training_from_the_page_makes_the_new_model_active(app_store, small_mnis
     assert alice.sidebar.markdown[0].value.startswith("**Training `tiny`**")
 
     bob = run_app(store, monkeypatch)
-    submit(bob, "other", epochs=1)
-    busy = display.escape_markdown("A training is already running on this server: 'tiny'")
-    assert any(busy in w for w in texts(bob.sidebar.warning))
-    assert any("wait for it to finish (only the user who started it can stop it)" in w
-               for w in texts(bob.sidebar.warning))
-    assert not any("Stop" == b.label for b in bob.sidebar.button)  # only its owner may stop it
+    submit(bob, "other", epochs=1)  # one worker on this machine: Bob's waits, it is not refused
+    assert not bob.sidebar.warning and not bob.sidebar.error
+    assert bob.sidebar.markdown[0].value.startswith("**Waiting: `other`**")
+    assert any(c.startswith("Number 1 in the queue;") for c in texts(bob.sidebar.caption))
+    assert not any("Stop" == b.label for b in bob.sidebar.button)  # Alice's training is hers to stop
+    next(b for b in bob.sidebar.button if b.label == "Cancel").click().run()
+    assert any("Training `other` cancelled before it started" in i for i in texts(bob.sidebar.info))
 
     wait_for(alice, lambda: alice.sidebar.success or alice.sidebar.error)
     assert alice.sidebar.selectbox(key="model").value == "tiny"
@@ -253,6 +286,9 @@ def test_training_from_the_page_makes_the_new_model_active(app_store, small_mnis
     assert tiny["training"]["validation_split"] == 0.1 and tiny["validation_error"] is not None
     assert set(tiny["history"]) >= {"val_loss", "val_accuracy"}  # the curves the page draws
     assert bob.run().sidebar.selectbox(key="model").value == "default"  # the other user keeps theirs
+    submit(bob, "tiny", epochs=1)
+    taken = display.escape_markdown("'tiny' is another user's model: only its owner can replace it")
+    assert any(taken in e for e in texts(bob.sidebar.error)), texts(bob.sidebar.error)
 
     default_before = (store / "default.keras").read_bytes()
     submit(alice, "long", epochs=200)

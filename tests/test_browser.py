@@ -300,7 +300,8 @@ def test_a_picture_of_a_digit_is_read_exactly_as_the_library_reads_it(page, mode
 
 
 def test_training_in_one_session_while_another_draws(server, chromium, pen_digits):
-    """Alice trains a tiny model; meanwhile Bob is told a training runs, and still draws and gets predictions."""
+    """Alice trains a tiny model; meanwhile Bob's training waits in the queue (he cancels it), and he still draws
+    and gets predictions."""
     alice = driver.open_page(chromium, server.url)
     bob = driver.open_page(chromium, server.url)
     try:
@@ -318,7 +319,10 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         expect(alice.locator('img[alt="The first convolution layer\'s filters as small pictures"]')).to_be_visible()
         bob.get_by_label("Name of the new model", exact=True).fill("bobs-model")
         sidebar_button(bob, "Train").click()
-        expect(bob.get_by_text("A training is already running on this server: 'tiny-browser'")).to_be_visible()
+        expect(bob.get_by_text("Waiting: bobs-model")).to_be_visible()  # queued behind hers, not refused
+        expect(bob.get_by_text(re.compile(r"^Number 1 in the queue;"))).to_be_visible()
+        sidebar_button(bob, "Cancel").click()
+        expect(bob.get_by_text("Training bobs-model cancelled before it started")).to_be_visible()
         digit = driver.choose_digits(pen_digits, 1)[7]
         driver.draw_digit(bob, digit)
         text, _ = driver.read_prediction(bob)
@@ -328,7 +332,7 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         expect(alice.get_by_text(re.compile(r"^Trained tiny-browser in .*: test error [\d.]+% on mnist-2k.npz "
                                             r"\(500 images\)"))).to_be_visible(timeout=300_000)
         expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_have_count(0)
-        assert re.fullmatch(r"tiny-browser · [\d.]+% test error", active_model(alice))
+        assert re.fullmatch(r"tiny-browser · [\d.]+% test error · yours", active_model(alice))
         alice.get_by_role("tab", name="Look inside").click()
         expect(alice.get_by_text("Model “tiny-browser”", exact=True)).to_be_visible()  # the Look inside heading
         # and the line under the title says what now reads her drawings
