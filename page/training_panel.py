@@ -18,6 +18,9 @@ from page.jobs import JobStatus, QueueLimit, TrainingRunner, default_name, train
 from page.resources import list_models, models_dir, user
 
 POLL_SECONDS = 1.0  # how often a page watching a training asks for its progress
+# How often a page whose user's job waits asks again: its place changes only when a job ends, and every poll of
+# every waiting user costs the server (and their browser) a run, which a class of them would take from drawing.
+QUEUED_POLL_SECONDS = 5.0
 LIVE_POINTS = 300  # per-batch points kept for the live curves (every epoch's end is always shown)
 BATCH_SIZES = [16, 32, 64, 128, 200, 256, 512]
 FIRST_PRESET = "quick"  # what the training form shows at first
@@ -149,8 +152,11 @@ def queue_summary(runner: TrainingRunner) -> str:
 
 
 def polling(runner: TrainingRunner) -> float | None:
-    """How often this page asks for news of its user's jobs: every POLL_SECONDS while one is queued or running."""
-    return POLL_SECONDS if any(s.active for s in runner.jobs_of(user())) else None
+    """How often this page asks for news of its user's jobs: while one runs, while one waits, else never."""
+    jobs = runner.jobs_of(user())
+    if any(s.running for s in jobs):
+        return POLL_SECONDS
+    return QUEUED_POLL_SECONDS if any(s.queued for s in jobs) else None
 
 
 def training_status(runner: TrainingRunner) -> None:
@@ -158,8 +164,9 @@ def training_status(runner: TrainingRunner) -> None:
     and how the last one ended."""
     state = st.session_state
     jobs = runner.jobs_of(user())
-    active = {s.id for s in jobs if s.active}
-    ended = state.get("watching", set()) - active
+    active = {s.id: s.running for s in jobs if s.active}  # id -> running (else waiting)
+    before = state.get("watching", {})
+    ended = before.keys() - active.keys()
     state.watching = active
     if ended:  # a job we watched has just ended: the whole page shows it (its model, if done, becomes active)
         for s in jobs:
@@ -168,6 +175,8 @@ def training_status(runner: TrainingRunner) -> None:
         for job_id in ended:
             state.setdefault("live", {}).pop(job_id, None)
         st.rerun()
+    if any(running and not before.get(job_id, True) for job_id, running in active.items()):
+        st.rerun()  # a waiting job has started: the whole page runs again, to poll at the running pace
     for status in jobs:
         if status.running:
             show_running(runner, status)
