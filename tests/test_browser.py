@@ -278,8 +278,8 @@ def test_a_picture_of_a_digit_is_read_exactly_as_the_library_reads_it(page, mode
     images, labels, _ = load_cvl(handwriting_dir / "cvl", "valid")
     scan = tmp_path / "scan.png"
     Image.fromarray(images[int(np.flatnonzero(labels == 7)[0])]).save(scan)
-    # Dark ink on slightly uneven grey paper, enlarged, blurred, as a JPEG. (A stronger gradient of light,
-    # 32 grey levels across the page or more, defeats the preprocessing today: see the notes on issue #15.)
+    # Dark ink on slightly uneven grey paper, enlarged, blurred, as a JPEG (stronger gradients of light:
+    # tests/test_preprocessing.py and benchmarks/bench_lighting.py).
     photo = tmp_path / "photo of paper.jpg"
     paper = Image.fromarray(images[int(np.flatnonzero(labels == 4)[0])]).convert("L").resize((400, 460))
     shade = Image.linear_gradient("L").resize((400, 460)).point(lambda v: 170 + v * 16 // 255)

@@ -29,8 +29,10 @@ from mnist_core.preprocessing import (
     WORK_SIZE,
     ImageError,
     Preprocessed,
+    even_out_lighting,
     png_size,
     read_image,
+    read_image_bytes,
     read_png,
     stroke_width,
     to_mnist,
@@ -205,6 +207,55 @@ def test_small_real_images_from_other_datasets(handwriting_dir):
     for images in (usps[:100], semeion[:100], optdigits[:100]):
         for image in images:
             assert_mnist_like(to_mnist(image))
+
+
+def _photo_of_paper(scan: np.ndarray, gradient: int, columns_first: bool = True) -> bytes:
+    """A JPEG of a scan's ink on paper whose light falls off by ``gradient`` grey levels across it."""
+    size = (400, 460)
+    ramp = np.linspace(230, 230 - gradient, size[0] if columns_first else size[1])
+    paper = np.tile(ramp, (size[1], 1)) if columns_first else np.tile(ramp[:, None], (1, size[0]))
+    ink = Image.fromarray(scan).convert("L").resize(size).point(lambda v: 255 - v)
+    picture = Image.composite(Image.new("L", size, 40), Image.fromarray(np.rint(paper).astype(np.uint8)), ink)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def test_a_photo_in_uneven_light_gives_the_digit_it_gives_in_even_light(handwriting_dir):
+    """Light falling off by 96 grey levels across the paper: its far side is as dark as ink. Evened out, each
+    real CVL digit's 28x28 image is the one its evenly lit photo gives (within a pixel's shift, less than two
+    digits of the same class differ: see mean_difference); decoded alone, it is not (mostly blank)."""
+    images, _, _ = load_cvl(handwriting_dir / "cvl", "valid")
+    evened, decoded = [], []
+    for scan in images[::350]:
+        even = to_mnist(read_image_bytes(_photo_of_paper(scan, 0))).image
+        for columns_first in (True, False):
+            jpeg = _photo_of_paper(scan, 96, columns_first)
+            for results, image in ((evened, read_image_bytes(jpeg)), (decoded, Image.open(io.BytesIO(jpeg)))):
+                digit = to_mnist(np.array(image))
+                results.append(np.inf if digit.blank else mean_difference(even, digit.image, shift=1))
+    assert max(evened) < 16, evened
+    assert np.median(decoded) >= 16, decoded  # lost (blank) or another shape
+
+
+def test_evenly_lit_images_and_drawings_are_left_as_they_are(pen_digits, handwriting_dir):
+    images, _, _ = load_cvl(handwriting_dir / "cvl", "valid")
+    drawing = render_pen_digit(pen_digits[0], 280, 18)  # RGBA: a canvas
+    opaque = drawing[:, :, :3].copy()
+    scan = np.array(Image.open(io.BytesIO(_photo_of_paper(images[0], 0))))
+    for image in (drawing, opaque, scan, images[0]):
+        assert even_out_lighting(image) is image
+
+
+def test_light_ink_on_dark_uneven_paper_is_evened_out_too(handwriting_dir):
+    """A blackboard: light ink on a board lit unevenly."""
+    images, _, _ = load_cvl(handwriting_dir / "cvl", "valid")
+    for scan in images[1::700]:
+        dark = 255 - np.array(Image.open(io.BytesIO(_photo_of_paper(scan, 0))))
+        uneven = 255 - np.array(Image.open(io.BytesIO(_photo_of_paper(scan, 96))))
+        evened = to_mnist(even_out_lighting(uneven))
+        assert not evened.blank and mean_difference(to_mnist(dark).image, evened.image, shift=1) < 16
+        assert to_mnist(uneven).blank  # decoded alone, the lit side of the board is taken for the ink
 
 
 def test_digits_filling_their_frame_are_not_taken_for_blank(handwriting_dir):
