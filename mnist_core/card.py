@@ -80,6 +80,25 @@ class BaseModel:
     test_error: float | None
 
 
+@dataclass(frozen=True)
+class Adaptation:
+    """How a model was fine-tuned on one user's labelled drawings (:mod:`mnist_core.adapt`), and what it measured.
+
+    The accuracies are percent right on the drawings held back from the fine-tuning, by the base model
+    (before) and by this one (after); None when too few drawings were given to hold any back.
+    """
+
+    drawings: str  # where they were read: a class folder (DIGIT/NAME.png) or a Kaggle-format CSV
+    sha256: str  # the CSV's SHA-256, or of a folder's SHA256SUMS-style list of its files (mnist_core.adapt)
+    count: int  # drawings read
+    trained: int  # of them fine-tuned on
+    held_back: int  # of them only measured on
+    accuracy_before: float | None
+    accuracy_after: float | None
+    replay: int  # MNIST training digits mixed in, so that it does not forget them
+    counts: list[int] = field(default_factory=list)  # drawings read of each digit 0-9
+
+
 @dataclass
 class ModelCard:
     """What a saved model is, how it was made, and what it measured."""
@@ -111,6 +130,8 @@ class ModelCard:
     # Who trained it: an owner id (mnist_core.identity.owner_of a user's key; no personal data), "" when
     # trained outside the page (the command line, the shipped models).
     owner: str = ""
+    # Set on a model fine-tuned on a user's drawings: which drawings, and its accuracy on those held back.
+    adaptation: Adaptation | None = None
 
     @property
     def older_preprocessing(self) -> bool:
@@ -153,6 +174,7 @@ class ModelCard:
             preprocessing=read.whole("preprocessing", 1),
             base_model=_base_model(values.get("base_model")),
             owner=read.text("owner", ""),
+            adaptation=_adaptation(values.get("adaptation")),
         )
 
 
@@ -190,6 +212,18 @@ def _base_model(values) -> BaseModel | None:
     read = _Reader(values, "base_model")
     return BaseModel(read.text("name"), read.text("keras_sha256", ""), read.text("architecture", ""),
                      read.number("test_error", None, optional=True))
+
+
+def _adaptation(values) -> Adaptation | None:
+    if values is None:
+        return None
+    if not isinstance(values, dict):
+        raise CardError(f"card field 'adaptation' must be an object or null, got {_kind(values)}")
+    read = _Reader(values, "adaptation")
+    return Adaptation(read.text("drawings"), read.text("sha256"), read.whole("count"), read.whole("trained"),
+                      read.whole("held_back"), read.number("accuracy_before", None, optional=True),
+                      read.number("accuracy_after", None, optional=True), read.whole("replay", 0),
+                      read.wholes("counts"))
 
 
 _REQUIRED = object()

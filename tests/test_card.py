@@ -106,3 +106,32 @@ def test_the_shipped_default_names_each_source_by_the_checksum_of_its_file(handw
         if source.path:  # synthetic copies have none
             name = Path(source.path).relative_to("../shared/data").as_posix()
             assert listed[name] == source.sha256, source.name
+
+
+ADAPTATION = {"drawings": "/srv/drawings/0123456789abcdef/images", "sha256": "ef" * 32, "count": 30, "trained": 20,
+              "held_back": 10, "accuracy_before": 70.0, "accuracy_after": 100.0, "replay": 4000, "counts": [3] * 10}
+
+
+def test_an_adapted_models_drawings_and_figures_read_back():
+    card = ModelCard.from_dict({**OLD_CARD, "adaptation": ADAPTATION})
+    a = card.adaptation
+    assert (a.count, a.trained, a.held_back, a.accuracy_before, a.accuracy_after) == (30, 20, 10, 70.0, 100.0)
+    assert a.counts == [3] * 10 and a.replay == 4000
+    assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+    too_few = ModelCard.from_dict({**OLD_CARD, "adaptation": {**ADAPTATION, "held_back": 0, "accuracy_before": None,
+                                                              "accuracy_after": None}})
+    assert too_few.adaptation.accuracy_before is None and too_few.adaptation.accuracy_after is None
+    assert ModelCard.from_dict(OLD_CARD).adaptation is None  # every card before it: not adapted
+
+
+@pytest.mark.parametrize("adaptation, message", [
+    ([1], "'adaptation' must be an object or null, got a list"),
+    ({**ADAPTATION, "count": "30"}, "'adaptation.count' must be a whole number, got text '30'"),
+    ({**ADAPTATION, "accuracy_after": "100%"}, "'adaptation.accuracy_after' must be a number or null"),
+    ({**ADAPTATION, "counts": [3, "3"]}, "'adaptation.counts' must be a list of whole numbers"),
+    ({k: v for k, v in ADAPTATION.items() if k != "sha256"}, "'adaptation.sha256' is missing"),
+])
+def test_an_adaptation_off_the_schema_is_refused_naming_the_field(adaptation, message):
+    with pytest.raises(CardError) as error:
+        ModelCard.from_dict({**OLD_CARD, "adaptation": adaptation})
+    assert message in str(error.value)
