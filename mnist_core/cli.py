@@ -1,4 +1,4 @@
-"""Command line: ``python -m mnist_core {train,evaluate,predict,explain,models,litert}``.
+"""Command line: ``python -m mnist_core {train,finetune,evaluate,predict,explain,models,litert}``.
 
 Every error the user can fix (bad data, unknown model, unreadable image,
 settings out of range) is one line on stderr and exit status 1; wrong
@@ -137,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "its card. The .keras file is not touched.")
     litert.add_argument("--model", default=DEFAULT_MODEL)
     litert.set_defaults(run=run_litert)
+
+    finetune = commands.add_parser(
+        "finetune", help="adapt a saved model to someone's handwriting: fine-tune it on their labelled drawings",
+        description="Holds back part of the drawings (stratified), measures the base model on them, fine-tunes it "
+                    "on the rest with a replay of MNIST training digits, then measures the new model on them and "
+                    "on MNIST's test set, and saves it (mnist_core.adapt).")
+    finetune.add_argument("--model", required=True, metavar="BASE", help="the saved model to start from")
+    finetune.add_argument("--drawings", required=True, type=Path, metavar="DIR_OR_CSV",
+                          help="a folder of digit folders 0-9 holding PNG or JPEG drawings of any size and either "
+                               "polarity (the zip the page gives, unpacked), or a Kaggle-format train.csv")
+    finetune.add_argument("--name", required=True, help="the new model's name")
+    finetune.add_argument("--data", default=None, help="MNIST, for the replay and the test error: " + data_help)
+    finetune.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    finetune.add_argument("--owner", type=_owner, default="", metavar="OWNER",
+                          help="record this owner id on the card (as train --owner)")
+    finetune.add_argument("--progress-jsonl", action="store_true",
+                          help="report progress as JSON lines on stdout, as train does (mnist_core.protocol)")
+    finetune.add_argument("--niceness", type=int, default=0, metavar="N",
+                          help="lower this process' scheduling priority by N first")
+    finetune.set_defaults(run=run_finetune)
     return parser
 
 
@@ -392,4 +412,56 @@ def run_models(args) -> int:
 def run_litert(args) -> int:
     path = _store(args).make_litert_copy(args.model)
     print(f"{args.model}: LiteRT copy written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def run_finetune(args) -> int:
+    from mnist_core.adapt import finetune, read_drawings
+    from mnist_core.data import load_mnist
+    from mnist_core.protocol import EXIT_CANCELLED, saved_line
+    from mnist_core.training import TrainingCancelled
+
+    if args.niceness:
+        os.nice(args.niceness)
+    store = _store(args)
+    check_name(args.name)  # the cheap checks first: before the drawings, the model and MNIST are read
+    store.check_replaceable(args.name, args.owner)
+    if not store.inspect(args.model).ok:
+        store.load(args.model)  # raises, saying what is wrong with it
+    drawings = read_drawings(args.drawings)
+    mnist = load_mnist(args.data)
+    command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stop = threading.Event()
+    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
+    try:
+        card = finetune(args.model, drawings, args.name, store, mnist=mnist, progress=show, stop=stop,
+                        owner=args.owner, command=command)
+    except TrainingCancelled as exc:
+        print(f"error: {exc}; no model was saved", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        if isinstance(show, _ProgressDisplay):
+            show.close()
+    a = card.adaptation
+    if args.progress_jsonl:
+        print(saved_line(card), flush=True)
+    elif args.json:
+        print(json.dumps({"name": card.name, "base_model": args.model, "drawings": a.count, "trained": a.trained,
+                          "held_back": a.held_back, "held_back_accuracy_before": a.accuracy_before,
+                          "held_back_accuracy_after": a.accuracy_after, "test_error": card.test_error,
+                          "base_test_error": card.base_model.test_error, "n_test": card.test_set.n_test,
+                          "training_seconds": card.training_seconds}))
+        return 0
+    if a.held_back:
+        held = (f"held-back drawings ({a.held_back}): {a.accuracy_before:.1f}% right before, "
+                f"{a.accuracy_after:.1f}% after")
+    else:
+        held = "too few drawings to hold any back (a digit needs 2), so no accuracy on them was measured"
+    base_error = card.base_model.test_error
+    print(f"saved {card.name}, fine-tuned from {args.model} on {a.trained} of {a.count} drawings; {held}; "
+          f"MNIST test error {card.test_error:.2f}% on {card.test_set.n_test} test images"
+          + (f" (was {base_error:.2f}%)" if base_error is not None else ""))
     return 0

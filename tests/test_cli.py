@@ -317,3 +317,118 @@ def test_predict_reads_a_number_and_flags_what_is_not_a_digit(handwriting_dir, t
     as_text = cli("predict", str(number), str(letter))
     first, second = as_text.stdout.splitlines()
     assert first.startswith(f"{number}: 1984 (") and "does not look like a digit" in second
+
+
+# --- finetune -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def finetune_store(trained_store, tmp_path):
+    """A model store holding a copy of the real model 'small'."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in trained_store.files("small"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def class_folder(pen_drawings, root: Path) -> Path:
+    """pen_drawings' files (NN-LABEL.png/.jpg, both polarities) in the class-folder layout LABEL/NN.png."""
+    for path in pen_drawings:
+        label = path.stem.split("-")[1]
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+def model_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+
+
+def test_finetune_refuses_bad_input_and_leaves_every_model_as_it_was(finetune_store, pen_drawings,
+                                                                     small_mnist_npz, tmp_path):
+    good = class_folder(pen_drawings, tmp_path / "good")
+    (tmp_path / "empty").mkdir()
+    twelve = class_folder(pen_drawings, tmp_path / "twelve")
+    (twelve / "12").mkdir()
+    not_image = class_folder(pen_drawings, tmp_path / "not-image")
+    (not_image / "4" / "x.png").write_text("not an image")
+    one = tmp_path / "one" / "7"
+    one.mkdir(parents=True)
+    (one / "a.png").write_bytes(next(p for p in pen_drawings if p.stem.endswith("-7")).read_bytes())
+    cases = [
+        (["--drawings", str(tmp_path / "empty")], "no drawings"),
+        (["--drawings", str(twelve)], "holds the folder '12'"),
+        (["--drawings", str(not_image)], "x.png: not an image file"),
+        (["--drawings", str(tmp_path / "one")], "only drawings of digit 7 (1)"),
+        (["--drawings", str(good), "--model", "ghost"], "no model named 'ghost'"),
+        (["--drawings", str(good), "--name", "my model"], "invalid model name 'my model'"),
+    ]
+    before = model_files(finetune_store)
+    for args, message in cases:
+        given = {"--model": "small", "--name": "mine", "--data": str(small_mnist_npz)}
+        for option, value in zip(args[::2], args[1::2], strict=True):
+            given[option] = value
+        result = cli("finetune", *[part for pair in given.items() for part in pair], models=finetune_store)
+        assert result.returncode == 1 and message in error_line(result), (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert model_files(finetune_store) == before
+    missing = cli("finetune", "--model", "small", "--name", "mine", models=finetune_store)
+    assert missing.returncode == 2 and "--drawings" in missing.stderr  # a required option not given: usage
+
+
+@pytest.mark.slow
+def test_finetune_prints_the_held_back_accuracy_and_the_mnist_error(finetune_store, pen_drawings, small_mnist_npz,
+                                                                    tmp_path):
+    folder = class_folder(pen_drawings, tmp_path / "drawings")
+    result = cli("finetune", "--model", "small", "--drawings", str(folder), "--name", "mine", "--json",
+                 "--data", str(small_mnist_npz), "--owner", "0123456789abcdef", models=finetune_store)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    card = json.loads((finetune_store / "mine.json").read_text())
+    assert figures["name"] == "mine" and figures["base_model"] == "small" and figures["drawings"] == 20
+    assert figures["held_back"] == 10 and figures["trained"] == 10  # two of each digit: one held back
+    assert figures["held_back_accuracy_before"] == card["adaptation"]["accuracy_before"]
+    assert figures["held_back_accuracy_after"] == card["adaptation"]["accuracy_after"] is not None
+    assert figures["test_error"] == card["test_error"] and figures["n_test"] == 1000
+    assert card["owner"] == "0123456789abcdef" and card["base_model"]["name"] == "small"
+    assert "finetune" in card["command"]
+
+    as_text = cli("finetune", "--model", "small", "--drawings", str(folder), "--name", "mine-2",
+                  "--data", str(small_mnist_npz), models=finetune_store)
+    assert as_text.returncode == 0, as_text.stderr
+    line = as_text.stdout.strip()
+    assert line.startswith("saved mine-2, fine-tuned from small on 10 of 20 drawings; held-back drawings (10): ")
+    assert "% right before, " in line and "MNIST test error" in line and "on 1000 test images (was " in line
+
+
+@pytest.mark.slow
+def test_finetune_reports_as_train_does_and_stops_or_dies_cleanly(finetune_store, pen_drawings, small_mnist_npz,
+                                                                  tmp_path):
+    import signal
+
+    from mnist_core.protocol import EXIT_CANCELLED, parse_line
+
+    folder = class_folder(pen_drawings, tmp_path / "drawings")
+    command = [sys.executable, "-m", "mnist_core", "--models-dir", str(finetune_store), "finetune", "--model",
+               "small", "--drawings", str(folder), "--name", "mine", "--data", str(small_mnist_npz),
+               "--progress-jsonl", "--niceness", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    events = [e for e in map(parse_line, done.stdout.splitlines()) if e is not None]  # then the "saved" text
+    assert events[-1].kind == "saved" and done.stdout.splitlines()[-1].startswith("saved mine, fine-tuned")
+    assert {e.kind for e in events[:-1]} == {"progress"} and events[-2].progress.epoch_end
+    assert events[-1].card.adaptation.count == 20 and events[-1].card.name == "mine"
+
+    before = model_files(finetune_store)
+    for sig, status in ((signal.SIGTERM, EXIT_CANCELLED), (signal.SIGKILL, -signal.SIGKILL)):
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                 cwd=ROOT)
+        first = child.stdout.readline()  # training has begun
+        assert parse_line(first).kind == "progress", first + child.stderr.read()
+        child.send_signal(sig)
+        child.communicate(timeout=120)
+        assert child.returncode == status
+        assert model_files(finetune_store) == before  # "mine" is still the one saved above, nothing else added
