@@ -198,7 +198,7 @@ def finetune(
     result = train(mix, settings, progress=progress, stop=stop, base=base_model)
     card = make_card(result, mix, name, command)  # measures the MNIST test error
     card.owner = owner
-    card.base_model = BaseModel(base_card.name, base_card.keras_sha256, base_card.architecture, base_card.test_error)
+    card.base_model = BaseModel.of(base_card)
     card.adaptation = Adaptation(
         drawings=drawings.source, sha256=drawings.sha256, count=len(drawings.labels), trained=len(trained),
         held_back=len(held), accuracy_before=before, accuracy_after=accuracy(result.model),

@@ -79,6 +79,11 @@ class BaseModel:
     architecture: str
     test_error: float | None
 
+    @classmethod
+    def of(cls, card: ModelCard) -> BaseModel:
+        """What a fine-tuned model's card says of the model ``card`` describes, its base."""
+        return cls(card.name, card.keras_sha256, card.architecture, card.test_error)
+
 
 @dataclass(frozen=True)
 class Adaptation:

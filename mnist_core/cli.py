@@ -199,7 +199,6 @@ def settings_from_arguments(args) -> TrainingSettings:
 def run_train(args) -> int:
     from mnist_core.data import load_mnist
     from mnist_core.protocol import EXIT_CANCELLED
-    from mnist_core.training import TrainingCancelled
     from mnist_core.workflow import train_and_save
 
     if args.niceness:
@@ -219,21 +218,10 @@ def run_train(args) -> int:
     if added := ", ".join([*settings.extra_sources, *settings.synthetic]):
         print(f"adding to the training set: {added} (normalising them takes a few minutes)", file=sys.stderr)
 
-    command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    stop = threading.Event()
-    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
-    try:
-        card = train_and_save(data, settings, name, store, progress=show, stop=stop, command=command, watch=watch,
-                              owner=args.owner)
-    except TrainingCancelled as exc:
-        print(f"error: {exc}; no model was saved", file=sys.stderr)
+    card = _until_stopped(args, lambda **run: train_and_save(data, settings, name, store, watch=watch,
+                                                             owner=args.owner, **run))
+    if card is None:
         return EXIT_CANCELLED
-    finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
-        if isinstance(show, _ProgressDisplay):
-            show.close()
     if args.progress_jsonl:
         from mnist_core.protocol import saved_line
 
@@ -241,6 +229,28 @@ def run_train(args) -> int:
     print(f"saved {name}: test error {card.test_error:.2f}% on {card.test_set.n_test} test images "
           f"({card.training_seconds:.0f} s)")
     return 0
+
+
+def _until_stopped(args, work):
+    """Run ``work(progress=..., stop=..., command=...)``, a training that saves a model, and return its card;
+    None when it was stopped on request (SIGTERM or Ctrl-C set ``stop``; said on stderr, nothing saved).
+    Progress goes out as JSON lines with ``--progress-jsonl``, else as a bar or a log on stderr."""
+    from mnist_core.training import TrainingCancelled
+
+    command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stop = threading.Event()
+    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
+    try:
+        return work(progress=show, stop=stop, command=command)
+    except TrainingCancelled as exc:
+        print(f"error: {exc}; no model was saved", file=sys.stderr)
+        return None
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        if isinstance(show, _ProgressDisplay):
+            show.close()
 
 
 class _ProgressDisplay:
@@ -419,7 +429,6 @@ def run_finetune(args) -> int:
     from mnist_core.adapt import finetune, read_drawings
     from mnist_core.data import load_mnist
     from mnist_core.protocol import EXIT_CANCELLED, saved_line
-    from mnist_core.training import TrainingCancelled
 
     if args.niceness:
         os.nice(args.niceness)
@@ -430,21 +439,10 @@ def run_finetune(args) -> int:
         store.load(args.model)  # raises, saying what is wrong with it
     drawings = read_drawings(args.drawings)
     mnist = load_mnist(args.data)
-    command = "python -m mnist_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    stop = threading.Event()
-    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    show = _json_progress() if args.progress_jsonl else _ProgressDisplay(sys.stderr)
-    try:
-        card = finetune(args.model, drawings, args.name, store, mnist=mnist, progress=show, stop=stop,
-                        owner=args.owner, command=command)
-    except TrainingCancelled as exc:
-        print(f"error: {exc}; no model was saved", file=sys.stderr)
+    card = _until_stopped(args, lambda **run: finetune(args.model, drawings, args.name, store, mnist=mnist,
+                                                       owner=args.owner, **run))
+    if card is None:
         return EXIT_CANCELLED
-    finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
-        if isinstance(show, _ProgressDisplay):
-            show.close()
     a = card.adaptation
     if args.progress_jsonl:
         print(saved_line(card), flush=True)

@@ -52,8 +52,7 @@ def train_and_save(
     card = make_card(result, data, name, command)
     card.owner = owner
     if base_card is not None:
-        card.base_model = BaseModel(base_card.name, base_card.keras_sha256, base_card.architecture,
-                                    base_card.test_error)
+        card.base_model = BaseModel.of(base_card)
     store.save(result.model, card)
     return card
 

@@ -11,8 +11,10 @@ sees it, without the cost of Playwright's round trips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -135,6 +137,36 @@ def start_server(models_dir: Path, log: Path, data: Path | None = None, port: in
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Headless Chromium for a module's tests (a module-scoped fixture yields it); skips them without it."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()
+
+
+def store_with_default(store: Path, data: Path, epochs: int) -> Path:
+    """``store`` holding ``default``: a copy of the shipped model if it is there and sound, else a ``simple`` CNN
+    trained now for ``epochs`` on ``data`` (an .npz of real MNIST)."""
+    from mnist_core.store import ModelStore
+
+    shipped = ModelStore(ROOT / "models")
+    if shipped.inspect("default").ok:
+        for suffix in (".keras", ".json", ".tflite"):
+            shutil.copy(shipped.directory / f"default{suffix}", store / f"default{suffix}")
+    else:
+        subprocess.run([sys.executable, "-m", "mnist_core", "--models-dir", str(store), "train", "--arch", "simple",
+                        "--epochs", str(epochs), "--data", str(data), "--name", "default"],
+                       cwd=ROOT, check=True, capture_output=True, text=True)
+    return store
 
 
 DESKTOP = {"viewport": {"width": 1400, "height": 950}}

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import app_driver as driver
 import numpy as np
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from mnist_core.handwriting import canvas_points, load_pendigits
 from mnist_core.store import ModelStore
@@ -36,12 +33,8 @@ TRAINING_EPOCHS = 60  # of the simple CNN on the server's 2,000 images
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not Path(driver.CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {driver.CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        browser = driver.launch(p)
+    with driver.chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +54,10 @@ def app_data(mnist, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_store(mnist, tmp_path_factory) -> Path:
     """A store holding ``default``: the shipped model if it is there and sound, else one trained now."""
-    store = tmp_path_factory.mktemp("browser-models")
-    shipped = ModelStore(driver.ROOT / "models")
-    if shipped.inspect("default").ok:
-        for suffix in (".keras", ".json"):
-            shutil.copy(shipped.directory / f"default{suffix}", store / f"default{suffix}")
-        return store
     data = tmp_path_factory.mktemp("model-data") / "mnist-12k.npz"
     np.savez(data, x_train=mnist.x_train[:12000], y_train=mnist.y_train[:12000],
              x_test=mnist.x_test[:2000], y_test=mnist.y_test[:2000])
-    subprocess.run([sys.executable, "-m", "mnist_core", "--models-dir", str(store), "train", "--arch", "simple",
-                    "--epochs", "3", "--data", str(data), "--name", "default"],
-                   cwd=driver.ROOT, check=True, capture_output=True, text=True)
-    return store
+    return driver.store_with_default(tmp_path_factory.mktemp("browser-models"), data, epochs=3)
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,11 @@ finish, each with their own model (issue #19)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import app_driver as driver
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 from mnist_core.store import ModelStore
 
@@ -29,14 +24,7 @@ def server(mnist, tmp_path_factory):
     data = tmp_path_factory.mktemp("queue-data") / "mnist-2k.npz"
     np.savez(data, x_train=mnist.x_train[20000:22000], y_train=mnist.y_train[20000:22000],
              x_test=mnist.x_test[5000:5500], y_test=mnist.y_test[5000:5500])
-    shipped = ModelStore(driver.ROOT / "models")
-    if shipped.inspect("default").ok:
-        for suffix in (".keras", ".json", ".tflite"):
-            shutil.copy(shipped.directory / f"default{suffix}", store / f"default{suffix}")
-    else:
-        subprocess.run([sys.executable, "-m", "mnist_core", "--models-dir", str(store), "train", "--arch", "simple",
-                        "--epochs", "1", "--data", str(data), "--name", "default"],
-                       cwd=driver.ROOT, check=True, capture_output=True, text=True)
+    driver.store_with_default(store, data, epochs=1)
     server = driver.start_server(store, tmp_path_factory.mktemp("server") / "streamlit.log", data=data)
     yield server, store
     server.stop()
@@ -44,12 +32,8 @@ def server(mnist, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not Path(driver.CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {driver.CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        browser = driver.launch(p)
+    with driver.chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 def test_three_users_pressing_train_at_once_are_all_queued_and_all_finish(server, chromium):
