@@ -34,6 +34,7 @@ from mnist_core import pictures
 from mnist_core.data import DataError
 from mnist_core.preprocessing import ImageError, read_image_bytes, read_png
 from page import display
+from page.drawings_panel import label_controls, label_notice, my_drawings
 from page.models_panel import model_selector
 from page.resources import (
     active_predictor,
@@ -98,12 +99,17 @@ def draw() -> None:
         return
     with controls_area if picture is not None else canvas_area:  # where a refusal is said
         drawing = read_picture(picture) if picture is not None else read_canvas(canvas)
+    label_notice()
     reading = predictor.predict_number(drawing) if drawing is not None else None
     drawn = reading is not None and bool(reading.digits)
     one = reading.digits[0] if drawn and len(reading.digits) == 1 and not reading.not_a_digit else None
     st.session_state.drawing = one.image if one is not None else None  # what a training started now will watch
     with answer_area:  # first: the answer reaches the browser before the pictures of the steps
         show_answer(reading if drawn else None)
+        if drawn and len(reading.digits) == 1 and picture is None and drawing is not None:
+            d = reading.digits[0]  # also when it is "not a digit": the user may know better (a continental 1)
+            label_controls(canvas.image_bytes, d.digit, d.probabilities, predictor.name,
+                           answered=not reading.not_a_digit, clear=lambda: restore_drawing(0))
         # Always shown, so that the choice survives a cleared canvas (a widget not drawn loses its state).
         explain = st.toggle("Why? Show what the network looked at", key="why",
                             help="Which ink drove the answer, and what each layer made of your drawing")
@@ -331,7 +337,11 @@ def misclassified(predictor: Predictor) -> None:
 # --- the page -------------------------------------------------------------------------------
 
 user()  # before anything else reads who this is
-draw_tab, inside_tab = st.tabs([":material/edit: Draw", ":material/insights: Look inside"])
+# "My drawings" is drawn only while open (the tab reruns the page when chosen): a drawing labelled on the
+# canvas, whose fragment reruns alone, is then in it.
+draw_tab, inside_tab, drawings_tab = st.tabs(
+    [":material/edit: Draw", ":material/insights: Look inside", ":material/photo_library: My drawings"],
+    key="tab", on_change="rerun")
 with draw_tab:
     draw()
 
@@ -354,3 +364,7 @@ with inside_tab:
     else:
         look_inside(predictor)
         freeze_long_lived_objects()  # once per server, after the first page is out: it takes ~0.2 s
+
+if drawings_tab.open:
+    with drawings_tab:
+        my_drawings(runner, predictor.name if predictor is not None else None)

@@ -376,6 +376,22 @@ def card_facts(card: ModelCard) -> dict[str, str]:
     return facts
 
 
+def adaptation_summary(card: ModelCard) -> str:
+    """What a fine-tune on someone's drawings measured (``card.adaptation``), in one sentence of plain text."""
+    a, b = card.adaptation, card.base_model
+    base = b.name if b is not None else "its base model"
+    if a.accuracy_before is not None and a.accuracy_after is not None:
+        held = (f"on the {a.held_back} of your drawings held back from it, {base} read {a.accuracy_before:.0f}% "
+                f"right and {card.name} reads {a.accuracy_after:.0f}%")
+    else:
+        held = "too few drawings of each digit to hold any back (a digit needs 2), so no accuracy on your drawings "\
+               "was measured"
+    before = f"{b.test_error:.2f}% → " if b is not None and b.test_error is not None else ""
+    mnist = (f"MNIST test error {before}{card.test_error:.2f}% ({card.test_set.n_test:,} test digits)"
+             if card.test_error is not None else "MNIST test error not measured")
+    return f"{card.name} is {base} adapted to {a.trained} of your {a.count} drawings: {held}; {mnist}."
+
+
 def subtitle(card: ModelCard | None) -> str:
     """One line, true of the loaded model, on what reads the drawings: its architecture and training data."""
     if card is None:

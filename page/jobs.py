@@ -96,7 +96,7 @@ class Job:
     @property
     def key(self) -> tuple:
         """Jobs with the same key take about as long: the wait estimates learn from them."""
-        return self.kind, self.settings.to_json() if self.settings else self.label, self.data
+        return self.kind, self.settings.to_json() if self.settings else self.base_model or self.label, self.data
 
 
 def training_job(settings: TrainingSettings, name: str, data: str | os.PathLike | None, owner: str = "",
@@ -124,6 +124,29 @@ def training_job(settings: TrainingSettings, name: str, data: str | os.PathLike 
              f"batch {s.batch_size}{', augmented' if s.augment else ''}")
     return Job("train", label, tuple(argv), name, owner, data=str(data) if data is not None else "",
                base_model=s.base_model, settings=settings, temporaries=temporaries)
+
+
+def finetune_job(base: str, drawings: str | os.PathLike, name: str, owner: str, count: int) -> Job:
+    """A ``finetune`` job: saved model ``base`` adapted to ``owner``'s ``count`` drawings in the class folder
+    ``drawings`` (:meth:`DrawingStore.images_dir <mnist_core.drawings.DrawingStore.images_dir>`), saved as ``name``.
+
+    The folder is read when the job starts, as it is then. ValueError for a bad name.
+    """
+    check_name(base)
+    check_name(name)
+    argv = ["finetune", "--model", base, "--drawings", str(drawings), "--name", name, "--progress-jsonl",
+            "--niceness", str(NICENESS)]
+    if owner:
+        argv += ["--owner", owner]
+    label = f"fine-tune of {base} on your {count} drawing{'s' * (count != 1)}"
+    return Job("finetune", label, tuple(argv), name, owner, base_model=base)
+
+
+def adapted_name(base: str, owner: str) -> str:
+    """The name of ``owner``'s model adapted from ``base``: ``BASE-yours-XXXXXX`` (a piece of the owner id), so
+    that adapting again replaces their own earlier adaptation of that base, never anyone else's model."""
+    suffix = "-yours" + (f"-{owner[:6]}" if owner else "")
+    return check_name(base[:64 - len(suffix)] + suffix)
 
 
 def default_name(settings: TrainingSettings, owner: str) -> str:

@@ -200,7 +200,7 @@ def show_queued(runner: TrainingRunner, status: JobStatus) -> None:
 
 def show_running(runner: TrainingRunner, status: JobStatus) -> None:
     state = st.session_state
-    st.markdown(f"**Training `{status.name}`** · {display.escape_markdown(status.job.label)}")
+    st.markdown(f"**{doing(status)} `{status.name}`** · {display.escape_markdown(status.job.label)}")
     p = status.progress
     st.progress(p.fraction_done if p else 0.0, text=display.progress_text(p) if p else "Starting: loading data…")
     reports = state.setdefault("live", {}).setdefault(status.id, [])
@@ -218,18 +218,26 @@ def show_running(runner: TrainingRunner, status: JobStatus) -> None:
 
 
 def show_outcome(status: JobStatus) -> None:
-    if status.state == "done":
+    if status.state == "done" and status.card.adaptation is not None:
+        st.success(f"{display.escape_markdown(display.adaptation_summary(status.card))} It is now your active model.",
+                   icon=":material/school:")
+    elif status.state == "done":
         card = status.card
         st.success(f"Trained `{status.name}` in {display.format_duration(card.training_seconds)}: "
                    f"test error **{card.test_error:.2f}%** on {display.escape_markdown(display.test_set_name(card))}. "
                    "It is now your active model.", icon=":material/check_circle:")
     elif status.state == "cancelled" and not status.started:
-        st.info(f"Training `{status.name}` cancelled before it started.", icon=":material/close:")
+        st.info(f"{doing(status)} `{status.name}` cancelled before it started.", icon=":material/close:")
     elif status.state == "cancelled":
-        st.info("Training stopped: nothing was saved, the previous models are unchanged.",
+        st.info(f"{doing(status)} stopped: nothing was saved, the previous models are unchanged.",
                 icon=":material/stop_circle:")
     elif status.state == "failed":
-        st.error(f"Training failed: {display.escape_markdown(status.error)}", icon=":material/error:")
+        st.error(f"{doing(status)} failed: {display.escape_markdown(status.error)}", icon=":material/error:")
+
+
+def doing(status: JobStatus) -> str:
+    """What a job does, as its heading says it: "Training", or "Adapting" for a fine-tune on someone's drawings."""
+    return "Adapting" if status.job.kind == "finetune" else "Training"
 
 
 def watching(epochs) -> None:

@@ -102,10 +102,14 @@ def free_port() -> int:
 
 
 def start_server(models_dir: Path, log: Path, data: Path | None = None, port: int | None = None,
-                 timeout: float = 120) -> Server:
-    """Start the page on a free port with ``MNIST_MODELS_DIR`` (and ``MNIST_DATA``); wait until it is healthy."""
+                 timeout: float = 120, drawings_dir: Path | None = None) -> Server:
+    """Start the page on a free port with ``MNIST_MODELS_DIR`` (and ``MNIST_DATA``); wait until it is healthy.
+
+    Its ``MNIST_DRAWINGS_DIR`` is ``drawings_dir``, by default ``drawings`` beside the log: never the project's."""
     port = port or free_port()
-    env = dict(os.environ, MNIST_MODELS_DIR=str(models_dir), PYTHONUNBUFFERED="1")
+    drawings_dir = drawings_dir if drawings_dir is not None else log.parent / "drawings"
+    env = dict(os.environ, MNIST_MODELS_DIR=str(models_dir), MNIST_DRAWINGS_DIR=str(drawings_dir),
+               PYTHONUNBUFFERED="1")
     if data is not None:
         env["MNIST_DATA"] = str(data)
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

@@ -46,6 +46,7 @@ def copy_model(source: Path, name: str, target: Path, new_name: str) -> None:
 
 def run_app(models_dir: Path, monkeypatch) -> AppTest:
     monkeypatch.setenv("MNIST_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("MNIST_DRAWINGS_DIR", str(models_dir.parent / f"{models_dir.name}-drawings"))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
@@ -66,7 +67,8 @@ def card_of(store: Path, name: str) -> dict:
 def test_page_renders_with_the_default_model(app_store, monkeypatch):
     at = run_app(app_store, monkeypatch)
     assert "Handwritten digit recogniser" in at.title[0].value
-    assert [t.label for t in at.tabs] == [":material/edit: Draw", ":material/insights: Look inside"]
+    assert [t.label for t in at.tabs] == [":material/edit: Draw", ":material/insights: Look inside",
+                                          ":material/photo_library: My drawings"]
     selector = at.sidebar.selectbox(key="model")
     assert selector.value == "default"
     # Look inside: the card's figures, curves, confusion matrix and the card itself

@@ -190,6 +190,20 @@ def test_card_facts_describe_the_model():
     assert facts["Training time"] == "2 min 05 s"
 
 
+def test_an_adaptation_is_summed_up_with_what_it_measured_and_nothing_it_did_not():
+    adaptation = {"drawings": "/d/OWNER/images", "sha256": "cd" * 32, "count": 30, "trained": 20, "held_back": 10,
+                  "accuracy_before": 70.0, "accuracy_after": 90.0, "replay": 4000, "counts": [3] * 10}
+    base = {"name": "default", "keras_sha256": "ef" * 32, "architecture": "best", "test_error": 0.29}
+    summary = display.adaptation_summary(card(name="default-yours-a1b2c3", adaptation=adaptation, base_model=base,
+                                              test_error=0.31))
+    assert summary == ("default-yours-a1b2c3 is default adapted to 20 of your 30 drawings: on the 10 of your drawings "
+                       "held back from it, default read 70% right and default-yours-a1b2c3 reads 90%; MNIST test "
+                       "error 0.29% → 0.31% (10,000 test digits).")
+    too_few = display.adaptation_summary(card(adaptation={**adaptation, "held_back": 0, "accuracy_before": None,
+                                                          "accuracy_after": None}, base_model=base))
+    assert "too few drawings of each digit to hold any back" in too_few and "% right" not in too_few
+
+
 def test_test_set_name_understands_keras_download_sources():
     keras_card = card(test_set={"source": "keras.datasets.mnist (/root/.keras/datasets/mnist.npz)", "n_test": 10000})
     assert display.test_set_name(keras_card) == "keras.datasets.mnist (10,000 images)"

@@ -13,7 +13,15 @@ import pytest
 from mnist_core.predictor import Predictor
 from mnist_core.settings import TrainingSettings
 from mnist_core.store import LOCK_FILE, ModelOwnedError, ModelStore
-from page.jobs import QueueLimit, TrainingRunner, default_name, default_workers, training_job
+from page.jobs import (
+    QueueLimit,
+    TrainingRunner,
+    adapted_name,
+    default_name,
+    default_workers,
+    finetune_job,
+    training_job,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -322,3 +330,34 @@ def test_a_training_that_reports_nothing_for_too_long_is_ended_and_frees_its_wor
                             "unchanged")
     assert process.poll() == -signal.SIGKILL
     assert runner.wait(waiting, 300).state == "done"
+
+
+def test_a_finetune_job_adapts_a_model_to_a_users_drawings_and_protects_its_base(store, handwriting_dir, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from mnist_core.drawings import DrawingStore
+    from mnist_core.handwriting import load_pendigits, random_canvas_drawing
+
+    pen = [d for d in load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra") if d.writer == 17]
+    drawings, rng = DrawingStore(tmp_path / "drawings"), np.random.default_rng(0)
+    for digit in pen[:40]:  # real pen digits as canvas PNGs, kept as the page keeps them
+        png = io.BytesIO()
+        Image.fromarray(random_canvas_drawing(digit, rng)).save(png, format="PNG")
+        drawings.add(ALICE, png.getvalue(), digit.label, predicted=digit.label, model="default")
+    name = adapted_name("default", ALICE)
+    assert name == f"default-yours-{ALICE[:6]}" and adapted_name("d" * 64, ALICE).endswith(f"-yours-{ALICE[:6]}")
+    runner = TrainingRunner(store, workers=1)
+    job = runner.submit(finetune_job("default", drawings.images_dir(ALICE), name, ALICE, 40))
+    assert job.job.kind == "finetune" and job.job.label == "fine-tune of default on your 40 drawings"
+    assert "default" in runner.in_use()[1]  # its base may not be deleted while it is queued or runs
+    status = runner.wait(job.id, 300)
+    assert status.state == "done", status.error
+    card = store.inspect(name).card
+    assert card.owner == ALICE and card.base_model.name == "default" and card.adaptation.count == 40
+    assert card.adaptation.counts == drawings.counts(ALICE) and card.adaptation.held_back >= 1
+    assert card.adaptation.accuracy_before is not None and card.adaptation.accuracy_after is not None
+    assert status.card.adaptation == card.adaptation and runner.in_use() == (set(), set())
+    with pytest.raises(ModelOwnedError):  # nobody else's job may replace it
+        runner.submit(finetune_job("default", drawings.images_dir(ALICE), name, BOB, 40))
