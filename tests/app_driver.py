@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,6 +361,13 @@ def press_train(page, name: str, epochs: int) -> None:
     page.get_by_label("Name of the new model", exact=True).fill(name)
     page.get_by_label("Epochs", exact=True).fill(str(epochs))
     page.locator(f"{SIDEBAR} button", has_text="Train").first.click()
+
+
+def owner_in(url: str) -> str:
+    """The owner id of the personal key in a page's link (``?me=KEY``): whose models and drawings it shows."""
+    from mnist_core.identity import owner_of
+
+    return owner_of(urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["me"][0])
 
 
 def training_state(page, name: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.parse
 import zipfile
 
 import app_driver as driver
@@ -15,7 +14,6 @@ import pytest
 
 from mnist_core.drawings import DrawingStore
 from mnist_core.handwriting import PENDIGITS_TRAINING_WRITERS, load_pendigits
-from mnist_core.identity import owner_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,11 +51,6 @@ def writer_digits(handwriting_dir):
     return [d for digit in DIGITS for d in [p for p in pen if p.label == digit][:2]]
 
 
-def owner_in(url: str) -> str:
-    """The owner id of the personal key in a page's link (``?me=KEY``)."""
-    return owner_of(urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["me"][0])
-
-
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
@@ -83,7 +76,7 @@ def test_label_keep_delete_download_adapt_and_switch_back(server, chromium, writ
             page.locator(LABEL_ROW).get_by_role("button", name=str(digit.label), exact=True).click()
             page.get_by_text(f"Kept as a {digit.label} (").first.wait_for(timeout=20_000)
             page.get_by_text(driver.HINT).wait_for(timeout=20_000)  # and the canvas cleared for the next one
-        me = owner_in(page.url)
+        me = driver.owner_in(page.url)
         drawings = DrawingStore(drawings_dir)
         kept = drawings.list(me)
         assert drawings.counts(me) == [2 if d in DIGITS else 0 for d in range(10)]
