@@ -21,8 +21,8 @@ $(VENV)/.app-deps: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.test-deps: $(VENV)/.app-deps requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.test-deps: $(VENV)/.app-deps requirements-dev.txt requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-ray.txt
 	touch $@
 
 run: $(VENV)/.app-deps

@@ -327,6 +327,31 @@ class ModelStore:
         self._write_in_place(card, [(".tflite", lambda path: _write(path, flatbuffer)), (".keras", write_keras)])
         return self.files(card.name).keras
 
+    def save_files(self, keras_file: bytes, card_file: bytes, litert_file: bytes | None = None) -> Path:
+        """Save a model that was saved elsewhere (a Ray worker's own store) from its files' contents: its
+        ``.keras``, its card (``.json``) and its LiteRT copy if it has one; returns the ``.keras`` path.
+
+        As :meth:`save`: atomically, the card last, replacing a model only of the card's owner (else
+        :class:`ModelOwnedError`). ModelStoreError, nothing changed, if the card is unreadable or a file
+        does not match the checksum it records.
+        """
+        try:
+            card = ModelCard.from_dict(json.loads(card_file))
+        except (ValueError, RecursionError) as exc:  # CardError is a ValueError, as are JSON's errors
+            raise ModelStoreError(f"could not save a model from its files: its card is not valid ({exc})") from exc
+        check_name(card.name)
+        files = [(".keras", keras_file, card.keras_sha256)] + ([(".tflite", litert_file, card.litert_sha256)]
+                                                               if litert_file is not None else [])
+        for suffix, content, recorded in files:
+            if hashlib.sha256(content).hexdigest() != recorded:
+                raise ModelStoreError(f"could not save model {card.name!r}: its {suffix} file does not match its "
+                                      "card (checksum differs); it was damaged on the way, nothing was changed")
+        self.remove_stale_temporaries(older_than=STALE_TEMP_SECONDS)
+        # The copy first, as save() does; each content is bound now, not when the lambda runs.
+        writers = [(suffix, lambda path, content=content: _write(path, content)) for suffix, content, _ in files]
+        self._write_in_place(card, sorted(writers, key=lambda w: w[0] != ".tflite"))
+        return self.files(card.name).keras
+
     def make_litert_copy(self, name: str) -> Path:
         """(Re)make model ``name``'s LiteRT copy from its ``.keras`` file, which stays as it is; returns its path.
 

@@ -15,6 +15,7 @@ from mnist_core.data import load_mnist
 from mnist_core.store import DEFAULT_MODEL, ModelStore, ModelStoreError, StoredModel, default_models_dir
 from page import display
 from page.jobs import TrainingRunner
+from page.ray_launcher import launcher_from_environment
 
 if TYPE_CHECKING:
     from mnist_core.predictor import Predictor
@@ -41,8 +42,9 @@ def user() -> str:
 
 @st.cache_resource
 def training_runner(models_dir: str) -> TrainingRunner:
-    """The server's one training queue (page.jobs): every session submits to it."""
-    return TrainingRunner(ModelStore(models_dir))
+    """The server's one training queue (page.jobs): every session submits to it. Its trainings run on the Ray
+    cluster at ``$MNIST_RAY_ADDRESS`` if that is set (page.ray_launcher), else as local child processes."""
+    return TrainingRunner(ModelStore(models_dir), launcher=launcher_from_environment())
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
