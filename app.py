@@ -22,6 +22,29 @@ st.html("""<style>@media (max-width: 640px) {
   [data-testid="stHorizontalBlock"] { gap: 0.5rem; }
   [data-testid="stTabs"] [role="tablist"] { margin-bottom: -0.5rem; }
 }</style>""")
+# The canvas component's own toolbar (in its shadow root, shown on hover) has an "Edit" mode in which the next
+# stroke drags the drawing off the canvas; the page's own Undo and Clear replace it, so it is hidden.
+st.html("""<script>(() => {
+  if (window.__hideCanvasToolbar) return;
+  window.__hideCanvasToolbar = true;
+  let pending = false;
+  const hide = () => {
+    pending = false;
+    for (const toolbar of document.querySelectorAll("*")) {
+      const root = toolbar.shadowRoot;
+      if (root && root.querySelector(".dc-toolbar") && !root.querySelector("style[data-page]")) {
+        const style = document.createElement("style");
+        style.dataset.page = "no-toolbar";
+        style.textContent = ".dc-toolbar { display: none !important; }";
+        root.appendChild(style);
+      }
+    }
+  };
+  const soon = () => { if (!pending) { pending = true; requestAnimationFrame(hide); } };
+  new MutationObserver(soon).observe(document.body, {childList: true, subtree: true});
+  document.addEventListener("pointerover", soon, true);  // the toolbar shows on hover: hidden before it can
+  hide();
+})();</script>""", unsafe_allow_javascript=True, width=1)
 st.title(":material/draw: Handwritten digit recogniser")
 subtitle = st.empty()  # what reads the drawings, once the model is known (the last step of a run)
 subtitle.caption(st.session_state.get("subtitle", "Starting: loading the libraries and the model…"))

@@ -246,6 +246,20 @@ def draw_digit(page, digit: PenDigit) -> None:
     draw(page, canvas_points(digit, canvas_size=CANVAS_SIZE, stroke_width=PEN_WIDTH))
 
 
+def canvas_toolbar_shown(page) -> bool:
+    """Whether the canvas component's own toolbar (in its shadow root: Undo, Edit, ...) is on screen, with the
+    pointer over the canvas, where it would show."""
+    page.locator(CANVAS).hover()
+    page.wait_for_timeout(400)  # its fade-in: 0.15 s after a 0.1 s delay
+    return page.evaluate("""() => {
+      for (const host of document.querySelectorAll("*")) {
+        const toolbar = host.shadowRoot && host.shadowRoot.querySelector(".dc-toolbar");
+        if (toolbar) return getComputedStyle(toolbar).display !== "none" && toolbar.getBoundingClientRect().width > 0;
+      }
+      return null;
+    }""")
+
+
 def clear(page, timeout: float = 30) -> None:
     """Clear the canvas with the page's Clear button, then wait for the hint."""
     page.get_by_role("button", name="Clear", exact=True).click()

@@ -142,7 +142,9 @@ def test_a_thick_pen_on_a_small_digit_gets_a_hint(page, pen_digits):
 
 
 def test_undo_clear_and_a_change_of_ink_keep_control_of_the_drawing(page, pen_digits):
-    """The page's own buttons, always visible (the component's toolbar shows only on hover)."""
+    """The page's own buttons, always visible; the component's toolbar (shown on hover, with an Edit mode in
+    which a stroke drags the drawing away) never shows."""
+    assert driver.canvas_toolbar_shown(page) is False  # found, and hidden
     seven = next(d for d in pen_digits if d.label == 7 and len(d.strokes) == 2)  # a crossed 7: stem, then bar
     strokes = canvas_points(seven, canvas_size=driver.CANVAS_SIZE, stroke_width=driver.PEN_WIDTH)
     driver.draw(page, strokes)
@@ -219,6 +221,7 @@ def test_at_phone_size_the_answer_and_probabilities_are_on_the_first_screen(serv
                           ("probabilities", phone.get_by_test_id("stVegaLiteChart").first.bounding_box())):
             assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"the {what} is below the first screen: {box}"
         phone.screenshot(path=tmp_path / "phone.png")
+        assert driver.canvas_toolbar_shown(phone) is False
         strip = phone.locator('img[alt^="The drawing through each preprocessing step"]').bounding_box()
         assert strip["height"] < 100  # the five steps in one row, not stacked
         with capsys.disabled():
