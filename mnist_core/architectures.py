@@ -1,4 +1,4 @@
-"""The model zoo: the Keras MNIST tutorial's three networks and our best CNN.
+"""The model zoo: the Keras MNIST tutorial's three networks, our fastest CNN and our best.
 
 :data:`ARCHITECTURES` is the one list of them: each entry's name, how the page
 labels it, its default learning-rate schedule and its builder. To add a
@@ -91,6 +91,28 @@ def large() -> keras.Model:
     )
 
 
+def fast() -> keras.Model:
+    """Our quickest CNN to 99%: Conv 32 5x5 stride 2, max-pool, Conv 64 3x3, dense 128 (~0.8% error in
+    3 epochs, ~8 s on 2 cores: bench_time_to_99). The stride and the pool before the second convolution
+    make it a quarter of the tutorial's CNNs' arithmetic per image, so it sees more images in the time."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            layers.Conv2D(32, 5, strides=2, activation="relu"),  # 12x12
+            layers.MaxPooling2D(2),  # 6x6
+            layers.Conv2D(64, 3, activation="relu"),  # 4x4
+            layers.Dropout(0.1),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(N_CLASSES, activation="softmax"),
+        ],
+        name="fast",
+    )
+
+
 def _conv_bn(x, filters: int, kernel: int, strides: int = 1):
     from keras import layers
 
@@ -160,6 +182,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
     Architecture("baseline", "baseline: one dense layer (~2% error)", "constant", baseline),
     Architecture("simple", "simple: small CNN (~1% error)", "constant", simple),
     Architecture("large", "large: two-layer CNN (~0.8% error)", "constant", large),
+    Architecture("fast", "fast: strided CNN (~0.8% error in seconds)", "cosine", fast),
     Architecture("best", "best: batch-norm CNN (~0.35% with augmentation; slowest)", "cosine", best),
 ]}
 

@@ -118,7 +118,7 @@ WORLD_SOURCES = ("usps", "optdigits", "cvl", "bhmsds", "pendigits")
 # model on the same writers and slashed 0s (it made the shipped default from the
 # previous one: see docs/models.md).
 PRESETS = {
-    "quick": TrainingSettings("simple", epochs=4, batch_size=256, learning_rate=6e-3, validation_split=0,
+    "quick": TrainingSettings("fast", epochs=3, batch_size=256, learning_rate=6e-3, validation_split=0,
                               schedule="cosine"),
     "tutorial-baseline": TrainingSettings("baseline", epochs=10, batch_size=200, validation_split=0),
     "tutorial-simple": TrainingSettings("simple", epochs=10, batch_size=200, validation_split=0),

@@ -26,7 +26,7 @@ def test_tutorial_networks_have_the_tutorials_size(name):
 
 
 def test_unknown_architecture_names_the_choices():
-    with pytest.raises(ValueError, match="unknown architecture 'resnet'.*baseline, simple, large, best"):
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'.*baseline, simple, large, fast, best"):
         build("resnet")
 
 

@@ -86,6 +86,13 @@ def test_replicas_see_each_others_models_and_same_moment_saves_never_corrupt_the
             page.get_by_text(driver.HINT).wait_for(timeout=60_000)
             assert any(o.startswith(f"{other} ·") and o.endswith("· another user's") for o in model_options(page))
 
+        # A user whose next visit lands on the other replica (the same personal link) finds their model there.
+        elsewhere = ada.context.new_page()
+        elsewhere.goto(ada.url.replace(a.url, b.url))
+        elsewhere.get_by_text(driver.HINT).wait_for(timeout=60_000)
+        assert any(o.startswith("replica-ada ·") and o.endswith("· yours") for o in model_options(elsewhere))
+        elsewhere.close()
+
         # The same name, pressed at once by two users on the two servers: one model, the first saved, is theirs;
         # the other's training fails saying so, and the model on disk is whole and is the winner's.
         driver.press_train(ada, "replica-same", EPOCHS)
