@@ -101,6 +101,7 @@ def start_training(runner: TrainingRunner, name: str, settings: TrainingSettings
         if upload is not None:
             with st.spinner(f"Checking {upload.name}…"):
                 data_path, data = display.keep_upload(upload.name, upload.getvalue(), Path(models_dir()) / ".uploads")
+            st.session_state.setdefault("upload_names", {})[str(data_path)] = upload.name  # for its messages
             settings.check(len(data.x_train))
         job = training_job(settings, name, data_path, owner=me, watch=st.session_state.get("drawing"))
         try:
@@ -217,6 +218,16 @@ def show_running(runner: TrainingRunner, status: JobStatus) -> None:
         st.toast("Stopping after the current batch…")
 
 
+def in_users_words(text: str, status: JobStatus) -> str:
+    """``text`` with the stored name of the job's uploaded data (``upload-1a2b….csv``, its path) replaced by the
+    name of the file this user uploaded, so that every message names their file."""
+    uploaded = st.session_state.get("upload_names", {}).get(status.job.data)
+    if not uploaded:
+        return text
+    stored = Path(status.job.data)
+    return text.replace(str(stored), uploaded).replace(stored.name, uploaded)
+
+
 def show_outcome(status: JobStatus) -> None:
     if status.state == "done" and status.card.adaptation is not None:
         st.success(f"{display.escape_markdown(display.adaptation_summary(status.card))} It is now your active model.",
@@ -224,7 +235,8 @@ def show_outcome(status: JobStatus) -> None:
     elif status.state == "done":
         card = status.card
         st.success(f"Trained `{status.name}` in {display.format_duration(card.training_seconds)}: "
-                   f"test error **{card.test_error:.2f}%** on {display.escape_markdown(display.test_set_name(card))}. "
+                   f"test error **{card.test_error:.2f}%** on "
+                   f"{display.escape_markdown(in_users_words(display.test_set_name(card), status))}. "
                    "It is now your active model.", icon=":material/check_circle:")
     elif status.state == "cancelled" and not status.started:
         st.info(f"{doing(status)} `{status.name}` cancelled before it started.", icon=":material/close:")
@@ -232,7 +244,8 @@ def show_outcome(status: JobStatus) -> None:
         st.info(f"{doing(status)} stopped: nothing was saved, the previous models are unchanged.",
                 icon=":material/stop_circle:")
     elif status.state == "failed":
-        st.error(f"{doing(status)} failed: {display.escape_markdown(status.error)}", icon=":material/error:")
+        st.error(f"{doing(status)} failed: {display.escape_markdown(in_users_words(status.error, status))}",
+                 icon=":material/error:")
 
 
 def doing(status: JobStatus) -> str:

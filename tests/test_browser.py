@@ -342,3 +342,20 @@ def test_a_malformed_csv_upload_is_refused_with_the_problem(page, mnist, tmp_pat
     sidebar_button(page, "Train").click()
     expect(page.get_by_text("bad-labels.csv: row 4, column 'label': 12 is not a digit 0-9")).to_be_visible()
     expect(page.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_have_count(0)
+
+
+def test_a_model_trained_on_an_uploaded_csv_is_named_by_the_users_file(page, mnist, model_store, tmp_path):
+    header = ",".join(["label", *(f"pixel{i}" for i in range(784))])
+    rows = [",".join(map(str, [int(y), *x.ravel().tolist()])) for x, y in zip(mnist.x_train[:1200],
+                                                                               mnist.y_train[:1200], strict=True)]
+    path = tmp_path / "our-class.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    page.locator(f'{SIDEBAR} input[type="file"]').set_input_files(path)
+    expect(page.get_by_text("our-class.csv", exact=True)).to_be_visible()
+    driver.press_train(page, "from-our-class", 1)
+    done = page.locator(SIDEBAR).get_by_text("Trained from-our-class in")
+    expect(done).to_be_visible(timeout=300_000)
+    assert "on our-class.csv (200 images)" in done.inner_text()  # the last sixth: its test set
+    assert "upload-" not in page.locator(SIDEBAR).inner_text()
+    stored = ModelStore(model_store).inspect("from-our-class").card.test_set.path
+    assert Path(stored).name.startswith("upload-") and Path(stored).exists()  # kept: it is the model's test set
