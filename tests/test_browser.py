@@ -359,3 +359,48 @@ def test_a_model_trained_on_an_uploaded_csv_is_named_by_the_users_file(page, mni
     assert "upload-" not in page.locator(SIDEBAR).inner_text()
     stored = ModelStore(model_store).inspect("from-our-class").card.test_set.path
     assert Path(stored).name.startswith("upload-") and Path(stored).exists()  # kept: it is the model's test set
+
+
+FOCUSED = """() => { const e = document.activeElement;
+  return e ? (e.getAttribute('aria-label') || e.innerText || '').replace(/\\s+/g, ' ').trim().slice(0, 60) : ''; }"""
+
+
+def tab_through(page, presses: int = 120) -> list[str]:
+    """What Tab focuses, press after press, from the top of the page: each control's accessible name."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    names = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        names.append(page.evaluate(FOCUSED))
+    return names
+
+
+def test_every_control_is_reachable_and_usable_by_keyboard(page, pen_digits):
+    """Tab reaches every control of the page; the keyboard alone switches tabs, ink, and labels a drawing. (The
+    canvas needs a pointer: a picture upload, also reached by Tab, is drawing's keyboard alternative.)"""
+    driver.draw_digit(page, driver.choose_digits(pen_digits, 1)[3])
+    text, _ = driver.read_prediction(page)
+    order = tab_through(page)
+    reached = set(order)
+    expected = {"Active model", "Start from", "Name of the new model", "Architecture", "Epochs", "Batch size",
+                "Augmentation", "Held out for validation", "play_arrow Train", "edit Draw", "Pen width",
+                "Dark ink on white", "Why? Show what the network looked at", "undo Undo", "delete Clear",
+                "check Right", "3"}
+    assert expected <= reached, expected - reached
+    assert order.count("upload Upload") >= 2  # the training form's CSV and the picture of a digit, each reached
+
+    # Space flips the ink, and the drawing stays (read the same).
+    page.get_by_role("switch", name="Dark ink on white").focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_role("switch", name="Dark ink on white")).to_be_checked()
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text(text, timeout=30_000)
+    # Enter on "It's a" 3 keeps the drawing, as a click does; the arrow keys move between the tabs.
+    page.locator(".st-key-label_row").get_by_role("button", name=text, exact=True).focus()
+    page.keyboard.press("Enter")
+    page.get_by_text(f"Kept as a {text} (").first.wait_for(timeout=20_000)
+    page.get_by_role("tab").first.focus()  # Draw
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("tab", name="My drawings")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_text("1 drawing of yours")).to_be_visible(timeout=30_000)
