@@ -67,7 +67,7 @@ from page.resources import (
     training_runner,
     user,
 )
-from page.training_panel import polling, training_form, training_status
+from page.training_panel import POLL_SECONDS, live_training, polling, training_form, training_status
 
 if TYPE_CHECKING:  # TensorFlow loads (~3 s) only when a model does, after the page is on screen
     import numpy as np
@@ -377,6 +377,7 @@ with st.sidebar:
     training_form(runner)
 
 with inside_tab:
+    st.fragment(run_every=POLL_SECONDS if polling(runner) == POLL_SECONDS else None)(live_training)(runner)
     predictor = active_predictor()
     # Kept as shown (escaped), so that the next run's first paint shows the same text before this line replaces it.
     active_card = predictor.card if predictor is not None else None

@@ -208,14 +208,32 @@ def show_running(runner: TrainingRunner, status: JobStatus) -> None:
     if p is not None and (not reports or reports[-1] != p):
         reports.append(p)
         del reports[:-LIVE_POINTS]
-    frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
-    if len(frame):
-        st.altair_chart(display.curve_chart(frame, "loss", height=170), width="stretch")
-        st.altair_chart(display.curve_chart(frame, "accuracy", height=170), width="stretch")
+    curves(status, st.container(), height=170)
+    st.caption("Full size, side by side: the *Look inside* tab.")
     watching(status.epochs)
     if st.button("Stop", key=f"stop-{status.id}", icon=":material/stop:", width="stretch"):
         runner.cancel(status.id, owner=user())
         st.toast("Stopping after the current batch…")
+
+
+def curves(status: JobStatus, where, height: int, columns: bool = False) -> None:
+    """The running job's loss and accuracy, every report seen so far (the sidebar's, kept in the session)."""
+    reports = st.session_state.get("live", {}).get(status.id, [])
+    frame = display.live_frame(sorted({*reports, *status.epochs}, key=lambda r: (r.member, r.epoch, r.batch)))
+    if not len(frame):
+        return
+    loss, accuracy = where.columns(2) if columns else (where, where)
+    loss.altair_chart(display.curve_chart(frame, "loss", height=height), width="stretch")
+    accuracy.altair_chart(display.curve_chart(frame, "accuracy", height=height), width="stretch")
+
+
+def live_training(runner: TrainingRunner) -> None:
+    """This user's running training, in the main area where its curves have room (polled while it runs)."""
+    for status in runner.jobs_of(user()):
+        if status.running:
+            st.markdown(f"#### {doing(status)} `{status.name}`, live")
+            st.caption(display.progress_text(status.progress) if status.progress else "Starting: loading data…")
+            curves(status, st.container(), height=260, columns=True)
 
 
 def in_users_words(text: str, status: JobStatus) -> str:

@@ -299,11 +299,17 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         alice.get_by_label("Epochs", exact=True).fill(str(TRAINING_EPOCHS))
         sidebar_button(alice, "Train").click()
         expect(alice.locator(f'{SIDEBAR} [data-testid="stProgress"]')).to_be_visible(timeout=30_000)
-        expect(alice.get_by_text(re.compile(rf"Epoch \d+/{TRAINING_EPOCHS} · batch \d+/\d+ · .* left"))).to_be_visible(
-            timeout=60_000)
+        progress = re.compile(rf"Epoch \d+/{TRAINING_EPOCHS} · batch \d+/\d+ · .* left")
+        expect(alice.locator(SIDEBAR).get_by_text(progress)).to_be_visible(timeout=60_000)
 
         expect(alice.get_by_text("as the network reads it after each epoch")).to_be_visible(timeout=60_000)
         expect(alice.locator('img[alt="The first convolution layer\'s filters as small pictures"]')).to_be_visible()
+        alice.get_by_role("tab", name="Look inside").click()  # where the live curves have room
+        expect(alice.get_by_text("Training tiny-browser, live")).to_be_visible(timeout=30_000)
+        live = alice.get_by_role("tabpanel").locator('[data-testid="stHorizontalBlock"]').filter(
+            has=alice.locator('[data-testid="stVegaLiteChart"]')).first
+        boxes = [c.bounding_box() for c in live.locator('[data-testid="stVegaLiteChart"]').all()]
+        assert len(boxes) == 2 and all(b["width"] > 300 for b in boxes), boxes  # loss and accuracy, side by side
         bob.get_by_label("Name of the new model", exact=True).fill("bobs-model")
         sidebar_button(bob, "Train").click()
         expect(bob.get_by_text("Waiting: bobs-model")).to_be_visible()  # queued behind hers, not refused
@@ -323,7 +329,7 @@ def test_training_in_one_session_while_another_draws(server, chromium, pen_digit
         alice.get_by_role("tab", name="Look inside").click()
         expect(alice.get_by_text("Model “tiny-browser”", exact=True)).to_be_visible()  # the Look inside heading
         # and the line under the title says what now reads her drawings
-        expect(alice.get_by_text(re.compile(r"^Model “tiny-browser” \(a “simple” network, trained on"))).to_be_visible()
+        expect(alice.get_by_text(re.compile(r"^Model “tiny-browser” \(a “fast” network, trained on"))).to_be_visible()
         assert active_model(bob).startswith("default")  # Bob's choice is his own
     finally:
         alice.context.close()
