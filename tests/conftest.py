@@ -77,6 +77,40 @@ def small_mnist_npz(mnist, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_npz(mnist, tmp_path_factory) -> Path:
+    """1,000 real training and 200 real test digits: a training of a few seconds."""
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("tiny") / "mnist-1k.npz"
+    np.savez(path, x_train=mnist.x_train[:1000], y_train=mnist.y_train[:1000],
+             x_test=mnist.x_test[:200], y_test=mnist.y_test[:200])
+    return path
+
+
+@pytest.fixture(scope="session")
+def keep_pen_drawings(handwriting_dir):
+    """``keep(store, owner, n, model)``: the first ``n`` real pen digits of pendigits writer 17 (never trained
+    on), drawn as canvas PNGs and kept in ``store`` (a DrawingStore) as the page keeps them, labelled."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mnist_core.handwriting import load_pendigits, random_canvas_drawing
+
+    pen = [d for d in load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra") if d.writer == 17]
+
+    def keep(store, owner: str, n: int, model: str) -> None:
+        rng = np.random.default_rng(0)
+        for digit in pen[:n]:
+            png = io.BytesIO()
+            Image.fromarray(random_canvas_drawing(digit, rng)).save(png, format="PNG")
+            store.add(owner, png.getvalue(), digit.label, predicted=digit.label, model=model)
+
+    return keep
+
+
+@pytest.fixture(scope="session")
 def trained_store(small_mnist_npz, tmp_path_factory):
     """A model store holding one real model, 'small': the simple CNN trained 2 epochs on 6,000 images."""
     from mnist_core.data import load_mnist
@@ -88,3 +122,12 @@ def trained_store(small_mnist_npz, tmp_path_factory):
     settings = TrainingSettings("simple", epochs=2, batch_size=64, validation_split=0.1)
     train_and_save(load_mnist(small_mnist_npz), settings, "small", store, command="pytest fixture")
     return store
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for a module of browser tests (tests/app_driver.py); they are skipped without it."""
+    import app_driver
+
+    with app_driver.chromium_browser() as browser:
+        yield browser

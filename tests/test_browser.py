@@ -32,12 +32,6 @@ TRAINING_EPOCHS = 60  # of the simple CNN on the server's 2,000 images
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    with driver.chromium_browser() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
 def pen_digits(handwriting_dir):
     return load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra")
 

@@ -30,12 +30,6 @@ def server(mnist, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with driver.chromium_browser() as browser:
-        yield browser
-
-
 def test_three_users_pressing_train_at_once_are_all_queued_and_all_finish(server, chromium):
     server, store = server
     names = ["class-ada", "class-bo", "class-cy"]

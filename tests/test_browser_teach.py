@@ -39,12 +39,6 @@ def server(mnist, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    with driver.chromium_browser() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
 def writer_digits(handwriting_dir):
     assert WRITER not in PENDIGITS_TRAINING_WRITERS
     pen = [d for d in load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra") if d.writer == WRITER]

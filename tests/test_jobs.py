@@ -41,15 +41,6 @@ def store(trained_store, tmp_path):
     return store
 
 
-@pytest.fixture(scope="module")
-def tiny_npz(mnist, tmp_path_factory) -> Path:
-    """1,000 real training and 200 real test digits: a training of a few seconds."""
-    path = tmp_path_factory.mktemp("tiny") / "mnist-1k.npz"
-    np.savez(path, x_train=mnist.x_train[:1000], y_train=mnist.y_train[:1000],
-             x_test=mnist.x_test[:200], y_test=mnist.y_test[:200])
-    return path
-
-
 def files(store: ModelStore) -> list[str]:
     return sorted(p.name for p in store.directory.iterdir() if p.name != LOCK_FILE)
 
@@ -332,20 +323,11 @@ def test_a_training_that_reports_nothing_for_too_long_is_ended_and_frees_its_wor
     assert runner.wait(waiting, 300).state == "done"
 
 
-def test_a_finetune_job_adapts_a_model_to_a_users_drawings_and_protects_its_base(store, handwriting_dir, tmp_path):
-    import io
-
-    from PIL import Image
-
+def test_a_finetune_job_adapts_a_model_to_a_users_drawings_and_protects_its_base(store, keep_pen_drawings, tmp_path):
     from mnist_core.drawings import DrawingStore
-    from mnist_core.handwriting import load_pendigits, random_canvas_drawing
 
-    pen = [d for d in load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra") if d.writer == 17]
-    drawings, rng = DrawingStore(tmp_path / "drawings"), np.random.default_rng(0)
-    for digit in pen[:40]:  # real pen digits as canvas PNGs, kept as the page keeps them
-        png = io.BytesIO()
-        Image.fromarray(random_canvas_drawing(digit, rng)).save(png, format="PNG")
-        drawings.add(ALICE, png.getvalue(), digit.label, predicted=digit.label, model="default")
+    drawings = DrawingStore(tmp_path / "drawings")
+    keep_pen_drawings(drawings, ALICE, 40, "default")  # real pen digits as canvas PNGs, kept as the page keeps them
     name = adapted_name("default", ALICE)
     assert name == f"default-yours-{ALICE[:6]}" and adapted_name("d" * 64, ALICE).endswith(f"-yours-{ALICE[:6]}")
     runner = TrainingRunner(store, workers=1)

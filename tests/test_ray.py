@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mnist_core.settings import TrainingSettings
@@ -93,15 +92,6 @@ def launcher(ray_head):
     from page.ray_launcher import RayLauncher
 
     return RayLauncher(ray_head["client"])
-
-
-@pytest.fixture(scope="module")
-def tiny_npz(mnist, tmp_path_factory) -> Path:
-    """1,000 real training and 200 real test digits: a training of a few seconds."""
-    path = tmp_path_factory.mktemp("tiny") / "mnist-1k.npz"
-    np.savez(path, x_train=mnist.x_train[:1000], y_train=mnist.y_train[:1000],
-             x_test=mnist.x_test[:200], y_test=mnist.y_test[:200])
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -195,20 +185,11 @@ def test_a_model_saved_elsewhere_is_saved_only_whole_and_only_over_its_owners(tr
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_a_finetune_job_gets_its_base_model_as_bytes(trained, launcher, store, handwriting_dir, tmp_path):
-    import io
-
-    from PIL import Image
-
+def test_a_finetune_job_gets_its_base_model_as_bytes(trained, launcher, store, keep_pen_drawings, tmp_path):
     from mnist_core.drawings import DrawingStore
-    from mnist_core.handwriting import load_pendigits, random_canvas_drawing
 
-    pen = [d for d in load_pendigits(handwriting_dir / "pendigits" / "pendigits-orig.tra") if d.writer == 17]
-    drawings, rng = DrawingStore(tmp_path / "drawings"), np.random.default_rng(0)
-    for digit in pen[:30]:  # real pen digits as canvas PNGs, kept as the page keeps them
-        png = io.BytesIO()
-        Image.fromarray(random_canvas_drawing(digit, rng)).save(png, format="PNG")
-        drawings.add(ALICE, png.getvalue(), digit.label, predicted=digit.label, model="fresh")
+    drawings = DrawingStore(tmp_path / "drawings")
+    keep_pen_drawings(drawings, ALICE, 30, "fresh")  # real pen digits as canvas PNGs, kept as the page keeps them
     name = adapted_name("fresh", ALICE)
     runner = TrainingRunner(store, workers=1, launcher=launcher)
     status = runner.wait(runner.submit(finetune_job("fresh", drawings.images_dir(ALICE), name, ALICE, 30)).id, 300)

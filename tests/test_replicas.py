@@ -41,12 +41,6 @@ def replicas(mnist, tmp_path_factory):
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with driver.chromium_browser() as browser:
-        yield browser
-
-
 def wait_until_ended(pages_and_names, timeout: float = 600) -> list[set[str]]:
     """Every state each page's sidebar showed for its training until all ended: "trained", or "refused" (an
     error or warning shown: the training failed or was refused)."""
