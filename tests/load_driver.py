@@ -102,20 +102,23 @@ class Trainer:
         self._browser = driver.launch(self._playwright)
         self.page = driver.open_page(self._browser, url)
 
+    def progress(self):
+        """The sidebar's progress line of the training (Look inside shows one too, while it runs)."""
+        return self.page.locator(SIDEBAR).get_by_text(re.compile(rf"Epoch \d+/{self.epochs} · batch"))
+
     def start(self) -> None:
         page = self.page
         page.get_by_label("Name of the new model", exact=True).fill(self.name)
         page.get_by_label("Epochs", exact=True).fill(str(self.epochs))
         page.locator(f"{SIDEBAR} button", has_text="Train").first.click()
-        expect(page.get_by_text(re.compile(rf"Epoch \d+/{self.epochs} · batch"))).to_be_visible(timeout=120_000)
+        expect(self.progress()).to_be_visible(timeout=120_000)
 
     def still_training(self) -> bool:
-        return self.page.get_by_text(re.compile(rf"Epoch \d+/{self.epochs} · batch")).count() > 0
+        return self.progress().count() > 0
 
     def stop(self) -> None:
         self.page.locator(f"{SIDEBAR} button", has_text="Stop").first.click()
-        expect(self.page.get_by_text(re.compile(rf"Epoch \d+/{self.epochs} · batch"))).to_have_count(0,
-                                                                                                   timeout=120_000)
+        expect(self.progress()).to_have_count(0, timeout=120_000)
 
     def close(self) -> None:
         self._browser.close()
