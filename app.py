@@ -98,6 +98,7 @@ def draw() -> None:
         dark_ink = ink.toggle("Dark ink on white", key="dark_ink", on_change=recolour_drawing)
         picture = st.file_uploader(
             "Or read a picture of a digit", type=["png", "jpg", "jpeg", "webp", "bmp"], key="digit_picture",
+            max_upload_size=MAX_PICTURE_MB,  # the widget then says this limit, and the browser keeps to it
             help="A photo or a scan of a digit on paper, or any image of one: read exactly as a drawing is. "
                  f"Up to {MAX_PICTURE_MB} MB. While it is here the canvas is not read; remove it to draw again.")
         steps_area = st.container()

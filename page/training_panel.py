@@ -60,7 +60,7 @@ def training_form(runner: TrainingRunner) -> None:
                               "from. A widening gap is overfitting.")
         st.caption(f"Data: MNIST from `{display.data_location()}`, or upload your own:")
         upload = st.file_uploader(
-            "Kaggle-format CSV", type=["csv"],
+            "Kaggle-format CSV", type=["csv"], max_upload_size=display.MAX_UPLOAD_MB,
             help=f"A Kaggle Digit Recognizer train.csv (label,pixel0,…,pixel783), up to {display.MAX_UPLOAD_MB} MB. "
                  "The last sixth of its rows is held out as the test set.",
         )

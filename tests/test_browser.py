@@ -388,6 +388,9 @@ def test_every_control_is_reachable_and_usable_by_keyboard(page, pen_digits):
                 "check Right", "3"}
     assert expected <= reached, expected - reached
     assert order.count("upload Upload") >= 2  # the training form's CSV and the picture of a digit, each reached
+    # each says its own limit, the page's: 20 MB for a picture, 200 MB for a CSV
+    expect(page.get_by_text(re.compile(r"^20MB per file • PNG"))).to_be_visible()
+    expect(page.locator(SIDEBAR).get_by_text(re.compile(r"^200MB per file • CSV"))).to_be_visible()
 
     # Space flips the ink, and the drawing stays (read the same).
     page.get_by_role("switch", name="Dark ink on white").focus()
