@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
 from mnist_core.errors import first_line
@@ -47,6 +48,7 @@ ADDRESS_VARIABLE = "MNIST_RAY_ADDRESS"
 # (the models folder is the worker's own, and the rest of the server's environment is not the worker's business).
 FORWARDED_VARIABLES = ("MNIST_DATA", "HANDWRITING_DATA", "MNIST_DRAWINGS_DIR", "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL")
 START_TIMEOUT_SECONDS = 5 * 60  # a job waits this long for a free CPU on the cluster (and its worker to start)
+CONNECT_SECONDS = 60  # how long the first job keeps trying to reach the cluster before it fails
 READ_WAIT_SECONDS = 1.0  # a fetch of lines returns after this long when there are none
 MODEL_SUFFIXES = (".keras", ".json", ".tflite")
 FOLDER_PREFIX = "mnist-ray-"  # a job's private models folder on its worker: mnist-ray-WORKERPID-RANDOM in the temp dir
@@ -99,13 +101,20 @@ class RayLauncher:
                 raise RuntimeError(f"{ADDRESS_VARIABLE}={self.address!r} asks for Ray, which is not installed: "
                                    "pip install -r requirements-ray.txt (or pip install '.[ray]'), or unset "
                                    f"{ADDRESS_VARIABLE} to train on this machine") from None
-            if not ray.is_initialized():
+            deadline = time.monotonic() + CONNECT_SECONDS
+            while not ray.is_initialized():
                 try:
                     # The child's output comes back through the actor; the workers' own logs stay on the cluster.
                     ray.init(address=self.address, log_to_driver=False)
                 except Exception as exc:  # noqa: BLE001 - ray.init raises many types; all mean "not reachable"
-                    raise RuntimeError(f"could not connect to the Ray cluster at {self.address} "
-                                       f"({ADDRESS_VARIABLE}): {first_line(exc)}") from exc
+                    # A head that has just started (or is busy) refuses a client for a while ("Initialization
+                    # failure from server", seen in CI): try again, then give up saying why.
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"could not connect to the Ray cluster at {self.address} "
+                                           f"({ADDRESS_VARIABLE}): {first_line(exc)}") from exc
+                    time.sleep(2)
             if self._actor_class is None:
                 # By value: the workers need not have this page's code, only mnist_core.
                 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
